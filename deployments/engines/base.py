@@ -1,0 +1,92 @@
+"""The engine interface every Synthesizer replica holds one of."""
+
+from __future__ import annotations
+
+import abc
+import difflib
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from serve_app.errors import UnknownVoiceError, UnsupportedLanguageError
+
+
+def normalize_language(language: str) -> str:
+    """"EN_us" → "en-us": the form engines list their languages in."""
+    return language.strip().lower().replace("_", "-")
+
+
+def resolve_language(language: str, supported: Iterable[str], engine: str) -> str:
+    """The supported code for `language`, or a 4xx that suggests close matches."""
+    code = normalize_language(language)
+    supported = list(supported)
+    if code in supported:
+        return code
+    close = difflib.get_close_matches(code, supported, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise UnsupportedLanguageError(
+        f"language {language!r} is not supported by the {engine} engine.{hint} "
+        "GET /v1/voices lists the supported languages."
+    )
+
+
+def check_voice(voice: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    if voice not in known:
+        raise UnknownVoiceError(
+            f"voice {voice!r} does not exist; available voices: {', '.join(known)}. "
+            "GET /v1/voices lists them."
+        )
+    return voice
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    id: str
+    name: str
+    description: str
+    kind: str = "preset"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the ingress needs to validate a request without loading the engine."""
+
+    engine: str
+    model: str
+    sample_rate: int
+    languages: tuple[str, ...]
+    voices: tuple[VoiceInfo, ...]
+    # Characters per chunk, by language; "*" is the fallback.
+    chunk_chars: dict[str, int] = field(default_factory=dict)
+
+    def chunk_chars_for(self, language: str) -> int:
+        return self.chunk_chars.get(language, self.chunk_chars["*"])
+
+    def voice_ids(self) -> set[str]:
+        return {voice.id for voice in self.voices}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Engine(abc.ABC):
+    """Text → mono float32 PCM in [-1, 1] at `sample_rate`.
+
+    Engines raise `serve_app.errors.InvalidRequestError` subclasses for input
+    they cannot speak (never retried) and anything else for faults (retried).
+    """
+
+    @abc.abstractmethod
+    def info(self) -> EngineInfo: ...
+
+    @abc.abstractmethod
+    def synthesize(self, text: str, voice: str, language: str, speed: float) -> np.ndarray: ...
+
+    def synthesize_stream(
+        self, text: str, voice: str, language: str, speed: float
+    ) -> Iterator[np.ndarray]:
+        # Engines whose decoder produces audio incrementally (XTTS) override this;
+        # for the rest one piece is the whole chunk.
+        yield self.synthesize(text, voice, language, speed)

@@ -1,0 +1,64 @@
+"""One engine per replica; chunk + voice → PCM, with retries on transient faults."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import numpy as np
+from ray import serve
+
+from deployments.engines import Engine, EngineInfo, build_engine
+from serve_app.errors import InvalidRequestError, SynthesisError
+from serve_app.settings import Settings
+
+logger = logging.getLogger("ray.serve")
+
+
+class ChunkSynthesizer:
+    """Ray-free: runs one chunk through an engine, retrying transient faults.
+
+    Errors caused by the input (`InvalidRequestError`) would fail the same way
+    again, so they are raised at once; anything else is retried `retries` times
+    with a growing pause, then reported as a `SynthesisError`.
+    """
+
+    def __init__(self, engine: Engine, retries: int = 2, backoff_s: float = 0.2):
+        self.engine = engine
+        self.retries = retries
+        self.backoff_s = backoff_s
+
+    def synthesize(self, text: str, voice: str, language: str, speed: float) -> np.ndarray:
+        failures = 0
+        while True:
+            try:
+                return self.engine.synthesize(text, voice, language, speed)
+            except InvalidRequestError:
+                raise
+            except Exception as exc:
+                failures += 1
+                if failures > self.retries:
+                    raise SynthesisError(
+                        f"synthesis failed after {failures} attempts: {exc}"
+                    ) from exc
+                logger.warning("chunk synthesis failed (attempt %d): %r", failures, exc)
+                time.sleep(self.backoff_s * 2 ** (failures - 1))
+
+
+@serve.deployment(name="Synthesizer")
+class Synthesizer:
+    def __init__(self, settings: Settings):
+        self._chunks = ChunkSynthesizer(
+            build_engine(settings),
+            retries=settings.synthesizer.retries,
+            backoff_s=settings.synthesizer.retry_backoff_s,
+        )
+
+    def describe(self) -> EngineInfo:
+        return self._chunks.engine.info()
+
+    async def synthesize(self, text: str, voice: str, language: str, speed: float) -> np.ndarray:
+        # In a thread, so a slow engine call does not stall this replica's event
+        # loop (health checks, other requests' bookkeeping).
+        return await asyncio.to_thread(self._chunks.synthesize, text, voice, language, speed)

@@ -1,0 +1,69 @@
+"""The application builder: `import_path: serve_app.app:build_app` in serve_config.yaml."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray import serve
+from ray.serve import Application
+
+from deployments.chunker import TextChunker
+from deployments.stitcher import Stitcher
+from deployments.storage import StorageActor
+from deployments.synthesizer import Synthesizer
+from serve_app.ingress import Ingress
+from serve_app.settings import ReplicaSettings, Settings, SynthesizerSettings
+
+
+def synthesizer_gpus(synth: SynthesizerSettings) -> float:
+    """GPUs per Synthesizer replica; `auto` asks for a share only where GPUs exist.
+
+    `auto` reads the cluster at deploy time, which misleads on an autoscaling
+    cluster whose GPU workers start at zero: production configs set a number.
+    """
+    if synth.gpus_per_replica != "auto":
+        return float(synth.gpus_per_replica)
+    has_gpus = ray.is_initialized() and ray.cluster_resources().get("GPU", 0) > 0
+    return synth.auto_gpu_fraction if has_gpus else 0.0
+
+
+def _fixed(replicas: ReplicaSettings) -> dict[str, Any]:
+    return {
+        "num_replicas": replicas.num_replicas,
+        "max_ongoing_requests": replicas.max_ongoing_requests,
+        "ray_actor_options": {"num_cpus": replicas.num_cpus},
+    }
+
+
+def _autoscaled(synth: SynthesizerSettings) -> dict[str, Any]:
+    return {
+        "max_ongoing_requests": synth.max_ongoing_requests,
+        "autoscaling_config": {
+            "min_replicas": synth.min_replicas,
+            "max_replicas": synth.max_replicas,
+            "initial_replicas": synth.initial_replicas,
+            "target_ongoing_requests": synth.target_ongoing_requests,
+            "upscale_delay_s": synth.upscale_delay_s,
+            "downscale_delay_s": synth.downscale_delay_s,
+        },
+        "ray_actor_options": {"num_cpus": synth.num_cpus, "num_gpus": synthesizer_gpus(synth)},
+    }
+
+
+def build_app(args: dict[str, Any] | Settings | None = None) -> Application:
+    """Bind the graph. `args` override `VG_*` environment settings field by field."""
+    if isinstance(args, Settings):
+        settings = args
+    else:
+        settings = Settings(**(args or {}))
+    # Replicas may run in another working directory: pin the storage root now.
+    settings = settings.model_copy(update={"storage_root": settings.storage_root.resolve()})
+
+    chunker = TextChunker.options(**_fixed(settings.chunker)).bind()
+    synthesizer = Synthesizer.options(**_autoscaled(settings.synthesizer)).bind(settings)
+    stitcher = Stitcher.options(**_fixed(settings.stitcher)).bind(settings)
+    storage = StorageActor.options(**_fixed(settings.storage)).bind(settings)
+    return Ingress.options(**_fixed(settings.ingress)).bind(
+        settings, chunker, synthesizer, stitcher, storage
+    )

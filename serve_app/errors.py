@@ -1,0 +1,106 @@
+"""The one exception hierarchy.
+
+Every error the service raises on purpose is a `VoiceGraphError` with an HTTP
+status and a stable `code` that clients can branch on. A 4xx means the request
+can be fixed by the caller; a 5xx is a bug or an outage, never a validation
+result. Deployments raise these too: Ray carries them across handles and the
+ingress maps them to `{"error": {"code", "message", "request_id"}}`.
+"""
+
+from __future__ import annotations
+
+
+class VoiceGraphError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self):
+        # Keep the subclass and message intact when Ray pickles the error
+        # across a DeploymentHandle.
+        return (self.__class__, (self.message,))
+
+
+# 4xx: the caller can fix these.
+
+
+class InvalidRequestError(VoiceGraphError):
+    status_code = 422
+    code = "invalid_request"
+
+
+class MalformedJSONError(VoiceGraphError):
+    status_code = 400
+    code = "malformed_json"
+
+
+class UnsupportedMediaTypeError(VoiceGraphError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class PayloadTooLargeError(VoiceGraphError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class EmptyTextError(InvalidRequestError):
+    code = "empty_text"
+
+
+class TextTooLongError(InvalidRequestError):
+    code = "text_too_long"
+
+
+class UnknownVoiceError(InvalidRequestError):
+    code = "unknown_voice"
+
+
+class UnsupportedLanguageError(InvalidRequestError):
+    code = "unsupported_language"
+
+
+class UnsupportedFormatError(InvalidRequestError):
+    code = "unsupported_format"
+
+
+class SpeedOutOfRangeError(InvalidRequestError):
+    code = "speed_out_of_range"
+
+
+class NotFoundError(VoiceGraphError):
+    status_code = 404
+    code = "not_found"
+
+
+class MethodNotAllowedError(VoiceGraphError):
+    status_code = 405
+    code = "method_not_allowed"
+
+
+# 5xx: outages and bugs.
+
+
+class SynthesisError(VoiceGraphError):
+    """The engine failed on a chunk and retries did not help."""
+
+    status_code = 503
+    code = "synthesis_failed"
+
+
+class EncodingError(VoiceGraphError):
+    status_code = 500
+    code = "encoding_failed"
+
+
+class StorageError(VoiceGraphError):
+    status_code = 503
+    code = "storage_unavailable"
+
+
+class UpstreamTimeoutError(VoiceGraphError):
+    status_code = 504
+    code = "timeout"

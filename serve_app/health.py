@@ -1,0 +1,23 @@
+"""GET /health: liveness plus what is running."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from serve_app.tts.router import get_tts
+from serve_app.tts.serving import TTSServing
+from serve_app.version import version_info
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health(tts: TTSServing = Depends(get_tts)) -> dict:
+    info = await tts.engine_info()
+    return {
+        "status": "ok",
+        **version_info(tts.settings.git_sha, tts.settings.build_time),
+        "engine": info.engine,
+        "model": info.model,
+        "sample_rate": info.sample_rate,
+    }

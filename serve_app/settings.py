@@ -1,0 +1,118 @@
+"""The one settings object.
+
+Values come, highest priority first, from the builder's `args` (serve_config.yaml),
+from `VG_*` environment variables (nested fields with `__`, e.g.
+`VG_SYNTHESIZER__MAX_REPLICAS=8`), then from the defaults below. `build_app`
+resolves them once and hands the same object to every deployment, so all
+replicas of one application agree on every limit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ReplicaSettings(BaseModel):
+    """Shape of one deployment: how many replicas and what each asks of Ray."""
+
+    num_replicas: int = Field(1, ge=1)
+    num_cpus: float = Field(0.1, ge=0)
+    # Serve's default of 5 caps concurrency far below what an async replica handles.
+    max_ongoing_requests: int = Field(64, ge=1)
+
+
+class SynthesizerSettings(BaseModel):
+    """The Synthesizer is autoscaled; the others run fixed replica counts."""
+
+    min_replicas: int = Field(1, ge=1)
+    max_replicas: int = Field(4, ge=1)
+    initial_replicas: int | None = Field(None, ge=1)
+    target_ongoing_requests: float = Field(2.0, gt=0)
+    upscale_delay_s: float = Field(5.0, ge=0)
+    downscale_delay_s: float = Field(60.0, ge=0)
+    num_cpus: float = Field(0.25, ge=0)
+    # "auto": a fraction of a GPU only when the cluster has GPUs at deploy time;
+    # a replica asking for a GPU on a GPU-less cluster would never start.
+    gpus_per_replica: float | Literal["auto"] = "auto"
+    auto_gpu_fraction: float = Field(0.25, gt=0, le=1)
+    max_ongoing_requests: int = Field(8, ge=1)
+    # Retries of a chunk on transient engine errors (the old handler did 2).
+    retries: int = Field(2, ge=0, le=10)
+    retry_backoff_s: float = Field(0.2, ge=0)
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_at_least_min(cls, value: int, info) -> int:
+        minimum = info.data.get("min_replicas", 1)
+        if value < minimum:
+            raise ValueError(f"max_replicas ({value}) must be >= min_replicas ({minimum})")
+        return value
+
+
+AudioFormatName = Literal["wav", "mp3", "opus", "flac", "pcm"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    # Engine
+    engine: Literal["espeak"] = "espeak"
+    default_voice: str = "default"
+    default_language: str = "en-us"
+
+    # Text limits
+    max_text_chars: int = Field(13_000, ge=1)
+    # Overrides the engine's per-language chunk size when set.
+    chunk_chars: int | None = Field(None, ge=20)
+    min_speed: float = Field(0.5, gt=0)
+    max_speed: float = Field(2.0, gt=0)
+    max_request_bytes: int = Field(1_000_000, ge=1024)
+
+    # Audio
+    default_format: AudioFormatName = "wav"
+    pause_ms: int = Field(180, ge=0, le=5000)
+    fade_ms: float = Field(8.0, ge=0, le=100)
+    loudness: Literal["peak", "lufs", "off"] = "peak"
+    peak_dbfs: float = Field(-1.0, le=0)
+    target_lufs: float = Field(-16.0, le=0)
+    mp3_bitrate: str = "128k"
+    opus_bitrate: str = "48k"
+
+    # Storage
+    storage_root: Path = Path("./data")
+
+    # Graph shape
+    ingress: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=200)
+    chunker: ReplicaSettings = ReplicaSettings(num_cpus=0.1, max_ongoing_requests=200)
+    stitcher: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=32)
+    storage: ReplicaSettings = ReplicaSettings(num_cpus=0.1, max_ongoing_requests=64)
+    synthesizer: SynthesizerSettings = SynthesizerSettings()
+
+    # Set at image build (VG_GIT_SHA, VG_BUILD_TIME); a git checkout needs neither.
+    git_sha: str | None = None
+    build_time: str | None = None
+
+    # Seconds the ingress waits for one request's whole graph before giving up.
+    request_timeout_s: float = Field(300.0, gt=0)
+
+    @field_validator("max_speed")
+    @classmethod
+    def _speed_range(cls, value: float, info) -> float:
+        if value < info.data.get("min_speed", 0):
+            raise ValueError("max_speed must be >= min_speed")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        # Builder args (init) win over the environment, which wins over defaults.
+        return (init_settings, env_settings)

@@ -1,0 +1,65 @@
+"""Schemas of the native TTS API (`/v1/tts`, `/v1/voices`)."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from serve_app.settings import AudioFormatName
+
+
+class TTSRequest(BaseModel):
+    # Unknown fields are refused so a typo ("voise") is an error, not a silent default.
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="Text to speak; limits are in the service settings.")
+    voice: str | None = Field(None, description="Voice id from GET /v1/voices.")
+    language: str | None = Field(None, description="Language code, e.g. en-us.")
+    # A plain string, checked by the service, so an unknown format gets the
+    # `unsupported_format` error code rather than a generic validation error.
+    format: str | None = Field(
+        None,
+        description=f"Audio format of the result: one of {', '.join(get_args(AudioFormatName))}.",
+        examples=list(get_args(AudioFormatName)),
+    )
+    speed: float = Field(1.0, description="Speaking rate multiplier.")
+    save: bool = Field(False, description="Store the file and return its location as JSON.")
+
+
+class ChunkInfo(BaseModel):
+    index: int
+    characters: int
+    duration_s: float
+
+
+class SavedSpeech(BaseModel):
+    request_id: str
+    path: str = Field(description="Key in the storage layout, e.g. tts_generations/….wav")
+    url: str
+    format: str
+    content_type: str
+    size_bytes: int
+    duration_s: float
+    sample_rate: int
+    voice: str
+    language: str
+    engine: str
+    model: str
+    chunks: list[ChunkInfo]
+
+
+class Voice(BaseModel):
+    id: str
+    name: str
+    description: str
+    kind: str
+
+
+class VoiceList(BaseModel):
+    engine: str
+    model: str
+    default_voice: str
+    default_language: str
+    voices: list[Voice]
+    languages: list[str]

@@ -1,0 +1,81 @@
+"""HTTP routes of the native TTS API; the logic lives in serving.py."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from serve_app.request_ids import request_id
+from serve_app.tts.protocol import ChunkInfo, SavedSpeech, TTSRequest, Voice, VoiceList
+from serve_app.tts.serving import TTSServing
+
+router = APIRouter(tags=["tts"])
+
+_AUDIO_RESPONSES = {
+    200: {
+        "description": "The audio file, or JSON describing the stored file when save is true.",
+        "content": {
+            "audio/wav": {},
+            "audio/mpeg": {},
+            "audio/ogg": {},
+            "audio/flac": {},
+            "audio/L16": {},
+            "application/json": {"schema": SavedSpeech.model_json_schema(ref_template="#/components/schemas/{model}")},
+        },
+        "headers": {
+            "X-Audio-Duration": {"description": "Seconds of audio", "schema": {"type": "number"}},
+            "X-Chunk-Count": {"description": "Chunks the text was split into", "schema": {"type": "integer"}},
+            "X-Request-ID": {"description": "Id to quote when reporting a problem", "schema": {"type": "string"}},
+        },
+    }
+}
+
+
+def get_tts(request: Request) -> TTSServing:
+    return request.app.state.tts
+
+
+@router.post("/v1/tts", responses=_AUDIO_RESPONSES, response_class=Response)
+async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = Depends(get_tts)):
+    job = await tts.validate(body)
+    speech = await tts.synthesize(job)
+    audio = speech.audio
+    headers = {
+        "X-Audio-Duration": f"{audio.duration_s:.3f}",
+        "X-Chunk-Count": str(len(speech.chunks)),
+    }
+    if not body.save:
+        return Response(content=audio.data, media_type=audio.content_type, headers=headers)
+    stored = await tts.save(speech)
+    info = await tts.engine_info()
+    saved = SavedSpeech(
+        request_id=request_id(request),
+        path=stored.key,
+        url=stored.url,
+        format=audio.format,
+        content_type=audio.content_type,
+        size_bytes=stored.size_bytes,
+        duration_s=audio.duration_s,
+        sample_rate=audio.sample_rate,
+        voice=job.voice,
+        language=job.language,
+        engine=info.engine,
+        model=info.model,
+        chunks=[
+            ChunkInfo(index=i, characters=len(text), duration_s=duration)
+            for i, (text, duration) in enumerate(zip(speech.chunks, audio.chunk_durations_s))
+        ],
+    )
+    return Response(saved.model_dump_json(), media_type="application/json", headers=headers)
+
+
+@router.get("/v1/voices", response_model=VoiceList)
+async def list_voices(tts: TTSServing = Depends(get_tts)) -> VoiceList:
+    info = await tts.engine_info()
+    return VoiceList(
+        engine=info.engine,
+        model=info.model,
+        default_voice=tts.settings.default_voice,
+        default_language=tts.settings.default_language,
+        voices=[Voice(id=v.id, name=v.name, description=v.description, kind=v.kind) for v in info.voices],
+        languages=list(info.languages),
+    )

@@ -1,0 +1,105 @@
+"""The TTS request path: validate, chunk, fan out, stitch, optionally store.
+
+Talks to the other deployments only through the handles it is given, so the
+same object runs the graph on a laptop or across a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+
+from deployments.chunker import check_text
+from deployments.engines import EngineInfo
+from deployments.engines.base import check_voice, resolve_language
+from deployments.stitcher import StitchedAudio, audio_format
+from deployments.storage import StoredObject
+from serve_app.errors import SpeedOutOfRangeError, UpstreamTimeoutError
+from serve_app.settings import Settings
+from serve_app.tts.protocol import TTSRequest
+
+
+@dataclass(frozen=True)
+class SpeechJob:
+    """A request after validation: everything the graph needs, nothing optional."""
+
+    text: str
+    voice: str
+    language: str
+    format: str
+    speed: float
+
+
+@dataclass(frozen=True)
+class Speech:
+    job: SpeechJob
+    audio: StitchedAudio
+    chunks: tuple[str, ...]
+
+
+class TTSServing:
+    def __init__(self, settings: Settings, chunker, synthesizer, stitcher, storage):
+        self.settings = settings
+        self._chunker = chunker
+        self._synthesizer = synthesizer
+        self._stitcher = stitcher
+        self._storage = storage
+        self._engine_info: EngineInfo | None = None
+
+    async def engine_info(self) -> EngineInfo:
+        # Every replica holds the same engine and model: ask once, keep it.
+        if self._engine_info is None:
+            self._engine_info = await self._synthesizer.describe.remote()
+        return self._engine_info
+
+    async def validate(self, request: TTSRequest) -> SpeechJob:
+        settings = self.settings
+        info = await self.engine_info()
+        format_name = audio_format(request.format or settings.default_format).name
+        if not settings.min_speed <= request.speed <= settings.max_speed:
+            raise SpeedOutOfRangeError(
+                f"speed {request.speed} is out of range; use a value from "
+                f"{settings.min_speed} to {settings.max_speed} (1.0 is normal speed)"
+            )
+        voice = check_voice(request.voice or settings.default_voice, info.voice_ids())
+        language = resolve_language(
+            request.language or settings.default_language, info.languages, info.engine
+        )
+        text = check_text(request.text, settings.max_text_chars)
+        return SpeechJob(text, voice, language, format_name, request.speed)
+
+    async def synthesize(self, job: SpeechJob) -> Speech:
+        try:
+            return await asyncio.wait_for(self._run_graph(job), self.settings.request_timeout_s)
+        except TimeoutError:
+            raise UpstreamTimeoutError(
+                f"synthesis did not finish within {self.settings.request_timeout_s:g} s"
+            ) from None
+
+    async def _run_graph(self, job: SpeechJob) -> Speech:
+        info = await self.engine_info()
+        max_chars = self.settings.chunk_chars or info.chunk_chars_for(job.language)
+        chunks: list[str] = await self._chunker.chunk.remote(job.text, max_chars, job.language)
+        responses = [
+            self._synthesizer.synthesize.remote(chunk, job.voice, job.language, job.speed)
+            for chunk in chunks
+        ]
+        try:
+            parts: list[np.ndarray] = await asyncio.gather(*responses)
+        except BaseException:
+            # One chunk failed (or the client went away): the others are wasted work.
+            for response in responses:
+                response.cancel()
+            raise
+        audio: StitchedAudio = await self._stitcher.stitch.remote(
+            parts, info.sample_rate, job.format
+        )
+        return Speech(job=job, audio=audio, chunks=tuple(chunks))
+
+    async def save(self, speech: Speech) -> StoredObject:
+        fmt = audio_format(speech.audio.format)
+        return await self._storage.save_generation.remote(
+            speech.audio.data, speech.job.voice, fmt.extension, speech.audio.content_type
+        )
