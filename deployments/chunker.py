@@ -74,8 +74,16 @@ def split_sentences(text: str, language: str = "en") -> list[str]:
     """Sentences of an already normalised text, by Punkt spans (lossless)."""
     if not text:
         return []
-    spans = _punkt(language).span_tokenize(text)
-    return [text[start:end] for start, end in spans if text[start:end].strip()]
+    sentences: list[str] = []
+    previous_end = None
+    for start, end in _punkt(language).span_tokenize(text):
+        if start == previous_end:
+            # Punkt can split "?!" into two spans with no space between: one sentence.
+            sentences[-1] += text[start:end]
+        else:
+            sentences.append(text[start:end])
+        previous_end = end
+    return sentences
 
 
 def _pack(pieces: list[str], max_chars: int) -> list[str]:
@@ -142,5 +150,9 @@ def check_text(text: str, max_text_chars: int) -> str:
 
 @serve.deployment(name="TextChunker")
 class TextChunker:
+    def __init__(self):
+        # Loading Punkt takes a second or more: pay it before the first request.
+        chunk_text("Warm up. Ready.", 100)
+
     def chunk(self, text: str, max_chars: int, language: str) -> list[str]:
         return chunk_text(text, max_chars, language)

@@ -155,8 +155,10 @@ def build_http_app(tts: TTSServing) -> FastAPI:
 @serve.deployment(name="Ingress")
 @serve.ingress()
 class Ingress:
-    def __init__(self, settings: Settings, chunker, synthesizer, stitcher, storage):
+    async def __init__(self, settings: Settings, chunker, synthesizer, stitcher, storage):
         self._tts = TTSServing(settings, chunker, synthesizer, stitcher, storage)
+        # Ask the engine what it offers now, not on the first user request.
+        await self._tts.engine_info()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_http_app(self._tts)

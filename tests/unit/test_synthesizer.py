@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from deployments.engines.base import Engine, EngineInfo
+from deployments.synthesizer import ChunkSynthesizer
+from serve_app.errors import SynthesisError, UnknownVoiceError
+
+
+class FlakyEngine(Engine):
+    """Fails a set number of times: transient engine faults cannot be caused on demand."""
+
+    def __init__(self, failures: int, error: Exception):
+        self.failures = failures
+        self.error = error
+        self.calls = 0
+
+    def info(self) -> EngineInfo:
+        raise NotImplementedError
+
+    def synthesize(self, text, voice, language, speed):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return np.ones(10, dtype=np.float32)
+
+
+@pytest.mark.parametrize("failures", [0, 1, 2])
+def test_transient_errors_are_retried_up_to_twice(failures):
+    engine = FlakyEngine(failures, RuntimeError("device busy"))
+    pcm = ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+    assert len(pcm) == 10
+    assert engine.calls == failures + 1
+
+
+def test_third_failure_is_a_synthesis_error():
+    engine = FlakyEngine(3, RuntimeError("device busy"))
+    with pytest.raises(SynthesisError, match="after 3 attempts: device busy"):
+        ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+    assert engine.calls == 3
+
+
+def test_input_errors_are_not_retried():
+    engine = FlakyEngine(5, UnknownVoiceError("no such voice"))
+    with pytest.raises(UnknownVoiceError):
+        ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+    assert engine.calls == 1
