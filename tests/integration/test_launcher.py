@@ -1,0 +1,104 @@
+"""`make serve`'s launcher: comes up, speaks, and leaves no process behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def session_members(session_id: int) -> set[int]:
+    members = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getsid(int(entry)) == session_id:
+                    members.add(int(entry))
+            except (ProcessLookupError, PermissionError):
+                pass
+    return members
+
+
+def children(parent: int) -> list[int]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                if int(stat.read().split(") ")[-1].split()[1]) == parent:
+                    found.append(int(entry))
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"  # a zombie is gone, just unreaped
+    except FileNotFoundError:
+        return False
+
+
+def wait_for_line(process: subprocess.Popen, needle: str, timeout_s: float) -> list[str]:
+    lines, deadline = [], time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} not printed; output:\n{''.join(lines[-40:])}")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="process accounting reads /proc")
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_serve_starts_speaks_and_stops_cleanly(tmp_path, stop_signal):
+    config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
+    config["applications"][0]["args"]["storage_root"] = str(tmp_path / "data")
+    config_path = tmp_path / "serve_config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "serve_app.launcher", str(config_path), "--port", str(port),
+         "--no-dashboard", "--num-cpus", "4"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives `make serve`
+    )
+    try:
+        wait_for_line(supervisor, "voicegraph is ready at", timeout_s=240)
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/tts", json={"text": "Hello from the graph."}, timeout=60)
+        assert response.status_code == 200 and response.content[:4] == b"RIFF"
+
+        # The driver runs in a session of its own; everything Ray starts stays in it.
+        (driver,) = children(supervisor.pid)
+        ray_processes = session_members(driver)
+        assert len(ray_processes) >= 5, "expected the driver, GCS, raylet and replicas"
+
+        # Ctrl-C signals the whole foreground process group; SIGTERM comes from a supervisor.
+        if stop_signal == signal.SIGINT:
+            os.killpg(supervisor.pid, signal.SIGINT)
+        else:
+            supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=120) == 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(pid) for pid in ray_processes):
+            time.sleep(0.5)
+        assert not [pid for pid in ray_processes if alive(pid)]
+    finally:
+        if supervisor.poll() is None:
+            os.killpg(supervisor.pid, signal.SIGKILL)
