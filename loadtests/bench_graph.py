@@ -1,0 +1,116 @@
+"""Benchmark of the whole graph over HTTP: latency, throughput, real-time factor.
+
+    .venv/bin/python loadtests/bench_graph.py                 # starts its own graph(s)
+    .venv/bin/python loadtests/bench_graph.py --url http://127.0.0.1:8000
+
+Without --url it deploys the graph on a private local Ray once per Synthesizer
+replica count in --replicas (default 1 and 2) and compares them; with --url it
+measures the service already running there. Prints a table and, last, JSON.
+A benchmark, not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def make_text(characters: int) -> str:
+    sentence = "The graph splits this text into chunks and speaks them on every replica. "
+    return (sentence * (characters // len(sentence) + 1))[:characters].rsplit(" ", 1)[0] + "."
+
+
+def measure(url: str, characters: int, requests: int, concurrency: int) -> dict:
+    text = make_text(characters)
+    with httpx.Client(base_url=url, timeout=600) as client:
+        client.post("/v1/tts", json={"text": "Warm up."}).raise_for_status()
+
+        def one(_):
+            started = time.perf_counter()
+            response = client.post("/v1/tts", json={"text": text})
+            response.raise_for_status()
+            return time.perf_counter() - started, float(response.headers["x-audio-duration"])
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            results = list(pool.map(one, range(requests)))
+        wall = time.perf_counter() - started
+    latencies = sorted(latency for latency, _ in results)
+    audio = sum(seconds for _, seconds in results)
+    return {
+        "characters": characters,
+        "requests": requests,
+        "concurrency": concurrency,
+        "p50_s": statistics.median(latencies),
+        "p95_s": latencies[max(0, int(0.95 * len(latencies)) - 1)],
+        "requests_per_s": requests / wall,
+        "audio_s_per_wall_s": audio / wall,  # > 1: faster than real time
+    }
+
+
+def deploy(replicas: int, port: int) -> str:
+    from ray import serve
+
+    from serve_app.app import build_app
+
+    settings = {"synthesizer": {"min_replicas": replicas, "max_replicas": replicas}, "storage_root": "/tmp/voicegraph-bench"}
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app(settings), name="voicegraph", route_prefix="/")
+    return f"http://127.0.0.1:{port}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url")
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 2000, 13000])
+    parser.add_argument("--requests", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=4)
+    options = parser.parse_args()
+
+    rows = []
+    if options.url:
+        for size in options.sizes:
+            rows.append({"replicas": "running", **measure(options.url, size, options.requests, options.concurrency)})
+    else:
+        import ray
+        from ray import serve
+
+        from tests.conftest import free_port
+
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=4)
+        try:
+            for replicas in options.replicas:
+                url = deploy(replicas, free_port())
+                for size in options.sizes:
+                    rows.append({"replicas": replicas, **measure(url, size, options.requests, options.concurrency)})
+                serve.shutdown()
+        finally:
+            ray.shutdown()
+
+    header = f"{'replicas':>8} {'chars':>6} {'p50 s':>7} {'p95 s':>7} {'req/s':>7} {'audio s/s':>9}"
+    print(header)
+    for row in rows:
+        print(
+            f"{row['replicas']!s:>8} {row['characters']:>6} {row['p50_s']:>7.3f} {row['p95_s']:>7.3f} "
+            f"{row['requests_per_s']:>7.2f} {row['audio_s_per_wall_s']:>9.1f}"
+        )
+    counts = sorted({r["replicas"] for r in rows if isinstance(r["replicas"], int)})
+    if len(counts) > 1:
+        for size in options.sizes:
+            first, last = (next(r for r in rows if r["replicas"] == n and r["characters"] == size) for n in (counts[0], counts[-1]))
+            print(f"{size} chars: p50 with {counts[-1]} replicas / with {counts[0]} = {last['p50_s'] / first['p50_s']:.2f}")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
