@@ -9,8 +9,8 @@ import time
 import numpy as np
 from ray import serve
 
-from deployments.engines import Engine, EngineInfo, build_engine
-from serve_app.errors import InvalidRequestError, SynthesisError
+from deployments.engines import Engine, EngineInfo, Sampling, build_engine
+from serve_app.errors import InvalidRequestError, ReplicaFaultError, SynthesisError
 from serve_app.settings import Settings
 
 logger = logging.getLogger("ray.serve")
@@ -20,8 +20,9 @@ class ChunkSynthesizer:
     """Ray-free: runs one chunk through an engine, retrying transient faults.
 
     Errors caused by the input (`InvalidRequestError`) would fail the same way
-    again, so they are raised at once; anything else is retried `retries` times
-    with a growing pause, then reported as a `SynthesisError`.
+    again, and a `ReplicaFaultError` means this replica is broken, so both are
+    raised at once; anything else is retried `retries` times with a growing
+    pause, then reported as a `SynthesisError`.
     """
 
     def __init__(self, engine: Engine, retries: int = 2, backoff_s: float = 0.2):
@@ -29,12 +30,15 @@ class ChunkSynthesizer:
         self.retries = retries
         self.backoff_s = backoff_s
 
-    def synthesize(self, text: str, voice: str, language: str, speed: float) -> np.ndarray:
+    def synthesize(
+        self, text: str, voice: str, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> np.ndarray:
         failures = 0
         while True:
             try:
-                return self.engine.synthesize(text, voice, language, speed)
-            except InvalidRequestError:
+                return self.engine.synthesize(text, voice, language, speed, sampling)
+            except (InvalidRequestError, ReplicaFaultError):
+                # Bad input fails again anywhere; a broken replica fails again here.
                 raise
             except Exception as exc:
                 failures += 1
@@ -49,8 +53,10 @@ class ChunkSynthesizer:
 @serve.deployment(name="Synthesizer")
 class Synthesizer:
     def __init__(self, settings: Settings):
+        # Torch threads from this replica's CPU share, not from the node's cores.
+        threads = max(1, int(settings.synthesizer.num_cpus))
         self._chunks = ChunkSynthesizer(
-            build_engine(settings),
+            build_engine(settings, num_threads=threads),
             retries=settings.synthesizer.retries,
             backoff_s=settings.synthesizer.retry_backoff_s,
         )
@@ -58,7 +64,15 @@ class Synthesizer:
     def describe(self) -> EngineInfo:
         return self._chunks.engine.info()
 
-    async def synthesize(self, text: str, voice: str, language: str, speed: float) -> np.ndarray:
+    async def synthesize(
+        self, text: str, voice: str, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> np.ndarray:
         # In a thread, so a slow engine call does not stall this replica's event
         # loop (health checks, other requests' bookkeeping).
-        return await asyncio.to_thread(self._chunks.synthesize, text, voice, language, speed)
+        return await asyncio.to_thread(
+            self._chunks.synthesize, text, voice, language, speed, sampling
+        )
+
+    def check_health(self) -> None:
+        # Serve calls this periodically; raising makes it replace the replica.
+        self._chunks.engine.check_health()

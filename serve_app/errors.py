@@ -91,6 +91,17 @@ class SynthesisError(VoiceGraphError):
     code = "synthesis_failed"
 
 
+class ReplicaFaultError(VoiceGraphError):
+    """This replica's accelerator is broken (e.g. a CUDA device-side assert).
+
+    Never retried on the same replica: the replica reports itself unhealthy so
+    Serve replaces it, and the ingress sends the chunk to another replica.
+    """
+
+    status_code = 503
+    code = "replica_fault"
+
+
 class EncodingError(VoiceGraphError):
     status_code = 500
     code = "encoding_failed"

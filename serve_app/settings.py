@@ -53,6 +53,24 @@ class SynthesizerSettings(BaseModel):
         return value
 
 
+class XttsSettings(BaseModel):
+    """Knobs of the XTTS engine; which model to load is `Settings.model_dir`/`model_name`."""
+
+    # "auto": the replica's GPU when Ray assigned it one, else CPU.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Autocast precision on CUDA; CPU always runs float32.
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    # Built-in voices from reference clips, where the model has no speakers file:
+    # {"narrator": ["/voices/narrator1.wav", "/voices/narrator2.wav"]}.
+    voice_clips: dict[str, list[Path]] = {}
+    # Generation is bounded per chunk: a model that never emits its stop token
+    # (random weights, a bad fine-tune) must not run away.
+    tokens_per_char: float = Field(3.0, gt=0)
+    min_new_tokens: int = Field(24, ge=1)
+    stream_chunk_tokens: int = Field(20, ge=1)
+    warmup: bool = True
+
+
 AudioFormatName = Literal["wav", "mp3", "opus", "flac", "pcm"]
 
 
@@ -64,9 +82,15 @@ class Settings(BaseSettings):
     )
 
     # Engine
-    engine: Literal["espeak"] = "espeak"
-    default_voice: str = "default"
-    default_language: str = "en-us"
+    engine: Literal["espeak", "xtts"] = "espeak"
+    # XTTS: a model directory (config.json, model.pth, vocab.json, optional
+    # speakers_xtts.pth) or a Coqui model name, downloaded where there is internet.
+    model_dir: Path | None = None
+    model_name: str | None = None
+    xtts: XttsSettings = XttsSettings()
+    # None: the engine's own defaults (eSpeak: "default", en-us; XTTS: first voice, en).
+    default_voice: str | None = None
+    default_language: str | None = None
 
     # Text limits
     max_text_chars: int = Field(13_000, ge=1)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from deployments.engines.base import Engine, EngineInfo, VoiceInfo
+from deployments.engines.base import Engine, EngineInfo, Sampling, VoiceInfo
 from serve_app.settings import Settings
 
-__all__ = ["Engine", "EngineInfo", "VoiceInfo", "build_engine"]
+__all__ = ["Engine", "EngineInfo", "Sampling", "VoiceInfo", "build_engine"]
 
 
-def build_engine(settings: Settings) -> Engine:
+def build_engine(settings: Settings, num_threads: int = 1) -> Engine:
+    """The configured engine; imports happen here so eSpeak never loads torch."""
     if settings.engine == "espeak":
         from deployments.engines.espeak import EspeakEngine
 
         return EspeakEngine()
+    if settings.engine == "xtts":
+        from deployments.engines.xtts import XttsEngine
+
+        return XttsEngine(settings, num_threads=num_threads)
     raise ValueError(f"unknown engine {settings.engine!r}")

@@ -23,6 +23,9 @@ def resolve_language(language: str, supported: Iterable[str], engine: str) -> st
     supported = list(supported)
     if code in supported:
         return code
+    base = code.split("-")[0]
+    if base in supported and not any(s.startswith(base + "-") for s in supported):
+        return base  # "en-us" on an engine that knows only "en", no regional variants
     close = difflib.get_close_matches(code, supported, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise UnsupportedLanguageError(
@@ -42,6 +45,18 @@ def check_voice(voice: str, known: Iterable[str]) -> str:
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """Per-request sampling overrides; None keeps the model's published default.
+    Engines that do not sample (eSpeak) ignore them."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    length_penalty: float | None = None
+
+
+@dataclass(frozen=True)
 class VoiceInfo:
     id: str
     name: str
@@ -58,6 +73,7 @@ class EngineInfo:
     sample_rate: int
     languages: tuple[str, ...]
     voices: tuple[VoiceInfo, ...]
+    default_language: str
     # Characters per chunk, by language; "*" is the fallback.
     chunk_chars: dict[str, int] = field(default_factory=dict)
 
@@ -82,11 +98,16 @@ class Engine(abc.ABC):
     def info(self) -> EngineInfo: ...
 
     @abc.abstractmethod
-    def synthesize(self, text: str, voice: str, language: str, speed: float) -> np.ndarray: ...
+    def synthesize(
+        self, text: str, voice: str, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> np.ndarray: ...
 
     def synthesize_stream(
-        self, text: str, voice: str, language: str, speed: float
+        self, text: str, voice: str, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> Iterator[np.ndarray]:
         # Engines whose decoder produces audio incrementally (XTTS) override this;
         # for the rest one piece is the whole chunk.
-        yield self.synthesize(text, voice, language, speed)
+        yield self.synthesize(text, voice, language, speed, sampling)
+
+    def check_health(self) -> None:
+        """Raise if this engine can no longer work (a broken GPU context)."""

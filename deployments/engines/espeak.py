@@ -16,6 +16,7 @@ import numpy as np
 from deployments.engines.base import (
     Engine,
     EngineInfo,
+    Sampling,
     VoiceInfo,
     check_voice,
     resolve_language,
@@ -161,10 +162,13 @@ class EspeakEngine(Engine):
             sample_rate=self._library.sample_rate,
             languages=tuple(self._library.voice_by_language),
             voices=tuple(preset.voice_info() for preset in PRESETS),
+            default_language="en-us",
             chunk_chars={"*": _CHUNK_CHARS},
         )
 
-    def synthesize(self, text: str, voice: str, language: str, speed: float) -> np.ndarray:
+    def synthesize(
+        self, text: str, voice: str, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> np.ndarray:
         preset = self._presets[check_voice(voice, self._presets)]
         language = resolve_language(language, self._library.voice_by_language, "espeak")
         identifier = self._library.voice_by_language[language]

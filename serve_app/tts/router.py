@@ -74,8 +74,8 @@ async def list_voices(tts: TTSServing = Depends(get_tts)) -> VoiceList:
     return VoiceList(
         engine=info.engine,
         model=info.model,
-        default_voice=tts.settings.default_voice,
-        default_language=tts.settings.default_language,
+        default_voice=tts.default_voice(info),
+        default_language=tts.default_language(info),
         voices=[Voice(id=v.id, name=v.name, description=v.description, kind=v.kind) for v in info.voices],
         languages=list(info.languages),
     )

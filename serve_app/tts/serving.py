@@ -54,6 +54,12 @@ class TTSServing:
             self._engine_info = await self._synthesizer.describe.remote()
         return self._engine_info
 
+    def default_voice(self, info: EngineInfo) -> str:
+        return self.settings.default_voice or info.voices[0].id
+
+    def default_language(self, info: EngineInfo) -> str:
+        return self.settings.default_language or info.default_language
+
     async def validate(self, request: TTSRequest) -> SpeechJob:
         settings = self.settings
         info = await self.engine_info()
@@ -63,9 +69,9 @@ class TTSServing:
                 f"speed {request.speed} is out of range; use a value from "
                 f"{settings.min_speed} to {settings.max_speed} (1.0 is normal speed)"
             )
-        voice = check_voice(request.voice or settings.default_voice, info.voice_ids())
+        voice = check_voice(request.voice or self.default_voice(info), info.voice_ids())
         language = resolve_language(
-            request.language or settings.default_language, info.languages, info.engine
+            request.language or self.default_language(info), info.languages, info.engine
         )
         text = check_text(request.text, settings.max_text_chars)
         return SpeechJob(text, voice, language, format_name, request.speed)
