@@ -3,7 +3,7 @@ import pytest
 
 from deployments.engines.base import Engine, EngineInfo
 from deployments.synthesizer import ChunkSynthesizer
-from serve_app.errors import SynthesisError, UnknownVoiceError
+from serve_app.errors import ReplicaFaultError, SynthesisError, UnknownVoiceError
 
 
 class FlakyEngine(Engine):
@@ -17,7 +17,7 @@ class FlakyEngine(Engine):
     def info(self) -> EngineInfo:
         raise NotImplementedError
 
-    def synthesize(self, text, voice, language, speed):
+    def synthesize(self, text, voice, language, speed, sampling=None):
         self.calls += 1
         if self.calls <= self.failures:
             raise self.error
@@ -39,8 +39,11 @@ def test_third_failure_is_a_synthesis_error():
     assert engine.calls == 3
 
 
-def test_input_errors_are_not_retried():
-    engine = FlakyEngine(5, UnknownVoiceError("no such voice"))
-    with pytest.raises(UnknownVoiceError):
+@pytest.mark.parametrize(
+    "error", [UnknownVoiceError("no such voice"), ReplicaFaultError("illegal memory access")]
+)
+def test_input_errors_and_replica_faults_are_not_retried_here(error):
+    engine = FlakyEngine(5, error)
+    with pytest.raises(type(error)):
         ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
     assert engine.calls == 1
