@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --quiet --constraint constraints-cpu.txt
 # Re-install only when the project's dependencies change.
-STAMP := $(VENV)/.installed
+SERVE_STAMP := $(VENV)/.installed-serve
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: serve test bench clean
 
@@ -11,17 +13,24 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+# The engine is chosen at run time (VG_ENGINE=xtts needs the xtts extra).
+$(SERVE_STAMP): pyproject.toml constraints-cpu.txt | $(BIN)/python
+	$(PIP) -e '.[xtts]'
+	$(BIN)/python scripts/cpu_torchaudio.py
 	touch $@
 
-serve: $(STAMP)
+$(TEST_STAMP): pyproject.toml constraints-cpu.txt | $(BIN)/python
+	$(PIP) -e '.[dev,xtts]'
+	$(BIN)/python scripts/cpu_torchaudio.py
+	touch $@
+
+serve: $(SERVE_STAMP)
 	exec $(BIN)/voicegraph-serve serve_config.yaml
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python loadtests/bench_graph.py
 
 clean:

@@ -48,6 +48,8 @@ def _autoscaled(synth: SynthesizerSettings) -> dict[str, Any]:
             "downscale_delay_s": synth.downscale_delay_s,
         },
         "ray_actor_options": {"num_cpus": synth.num_cpus, "num_gpus": synthesizer_gpus(synth)},
+        "health_check_period_s": synth.health_check_period_s,
+        "health_check_timeout_s": synth.health_check_timeout_s,
     }
 
 

@@ -43,6 +43,12 @@ class SynthesizerSettings(BaseModel):
     # Retries of a chunk on transient engine errors (the old handler did 2).
     retries: int = Field(2, ge=0, le=10)
     retry_backoff_s: float = Field(0.2, ge=0)
+    # A replica whose GPU broke reports unhealthy; the ingress resends its chunk
+    # (to another replica, once Serve's health check has removed it).
+    replica_fault_retries: int = Field(3, ge=0, le=10)
+    replica_fault_backoff_s: float = Field(1.0, ge=0)
+    health_check_period_s: float = Field(5.0, gt=0)
+    health_check_timeout_s: float = Field(30.0, gt=0)
 
     @field_validator("max_replicas")
     @classmethod

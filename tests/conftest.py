@@ -1,7 +1,40 @@
 import socket
 
+import pytest
+
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_xtts_dir(tmp_path_factory):
+    """A tiny random XTTS checkpoint, built once per run, never committed."""
+    from deployments.engines.xtts_tiny import build_tiny_xtts
+
+    return build_tiny_xtts(tmp_path_factory.mktemp("tiny-xtts"))
+
+
+@pytest.fixture(scope="session")
+def reference_clip(tmp_path_factory):
+    """Real speech to clone from: 4 s of eSpeak's deep voice as a WAV file."""
+    import soundfile
+
+    from deployments.engines.espeak import EspeakEngine
+
+    pcm = EspeakEngine().synthesize(
+        "This is a reference recording of a speaking voice, made for cloning tests.", "deep", "en-us", 1.0
+    )
+    path = tmp_path_factory.mktemp("reference") / "reference.wav"
+    soundfile.write(path, pcm, 22050)
+    return path
+
+
+def tiny_xtts_settings(model_dir, reference_clip, **overrides):
+    """Settings for the tiny checkpoint: short generations keep tests quick."""
+    from serve_app.settings import Settings
+
+    xtts = {"voice_clips": {"narrator": [str(reference_clip)]}, "tokens_per_char": 0.5, "min_new_tokens": 8}
+    return Settings(engine="xtts", model_dir=model_dir, xtts=xtts, **overrides)

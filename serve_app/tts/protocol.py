@@ -9,6 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from serve_app.settings import AudioFormatName
 
 
+class SamplingParams(BaseModel):
+    """Overrides of the model's published sampling defaults (XTTS); eSpeak ignores them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(None, gt=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=1, le=1000)
+    repetition_penalty: float | None = Field(None, ge=1, le=20)
+    length_penalty: float | None = Field(None, ge=-10, le=10)
+
+
 class TTSRequest(BaseModel):
     # Unknown fields are refused so a typo ("voise") is an error, not a silent default.
     model_config = ConfigDict(extra="forbid")
@@ -25,6 +37,7 @@ class TTSRequest(BaseModel):
     )
     speed: float = Field(1.0, description="Speaking rate multiplier.")
     save: bool = Field(False, description="Store the file and return its location as JSON.")
+    sampling: SamplingParams | None = None
 
 
 class ChunkInfo(BaseModel):

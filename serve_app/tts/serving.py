@@ -7,18 +7,21 @@ same object runs the graph on a laptop or across a cluster.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from deployments.chunker import check_text
-from deployments.engines import EngineInfo
+from deployments.engines import EngineInfo, Sampling
 from deployments.engines.base import check_voice, resolve_language
 from deployments.stitcher import StitchedAudio, audio_format
 from deployments.storage import StoredObject
-from serve_app.errors import SpeedOutOfRangeError, UpstreamTimeoutError
+from serve_app.errors import ReplicaFaultError, SpeedOutOfRangeError, UpstreamTimeoutError
 from serve_app.settings import Settings
 from serve_app.tts.protocol import TTSRequest
+
+logger = logging.getLogger("ray.serve")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class SpeechJob:
     language: str
     format: str
     speed: float
+    sampling: Sampling = Sampling()
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,8 @@ class TTSServing:
             request.language or self.default_language(info), info.languages, info.engine
         )
         text = check_text(request.text, settings.max_text_chars)
-        return SpeechJob(text, voice, language, format_name, request.speed)
+        sampling = Sampling(**request.sampling.model_dump()) if request.sampling else Sampling()
+        return SpeechJob(text, voice, language, format_name, request.speed, sampling)
 
     async def synthesize(self, job: SpeechJob) -> Speech:
         try:
@@ -88,21 +93,37 @@ class TTSServing:
         info = await self.engine_info()
         max_chars = self.settings.chunk_chars or info.chunk_chars_for(job.language)
         chunks: list[str] = await self._chunker.chunk.remote(job.text, max_chars, job.language)
-        responses = [
-            self._synthesizer.synthesize.remote(chunk, job.voice, job.language, job.speed)
-            for chunk in chunks
-        ]
+        tasks = [asyncio.ensure_future(self._synthesize_chunk(chunk, job)) for chunk in chunks]
         try:
-            parts: list[np.ndarray] = await asyncio.gather(*responses)
+            parts: list[np.ndarray] = await asyncio.gather(*tasks)
         except BaseException:
             # One chunk failed (or the client went away): the others are wasted work.
-            for response in responses:
-                response.cancel()
+            for task in tasks:
+                task.cancel()
             raise
         audio: StitchedAudio = await self._stitcher.stitch.remote(
             parts, info.sample_rate, job.format
         )
         return Speech(job=job, audio=audio, chunks=tuple(chunks))
+
+    async def _synthesize_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
+        options = self.settings.synthesizer
+        faults = 0
+        while True:
+            response = self._synthesizer.synthesize.remote(
+                chunk, job.voice, job.language, job.speed, job.sampling
+            )
+            try:
+                return await response
+            except asyncio.CancelledError:
+                response.cancel()
+                raise
+            except ReplicaFaultError as exc:
+                faults += 1
+                if faults > options.replica_fault_retries:
+                    raise
+                logger.warning("replica fault, resending the chunk: %s", exc)
+                await asyncio.sleep(options.replica_fault_backoff_s)
 
     async def save(self, speech: Speech) -> StoredObject:
         fmt = audio_format(speech.audio.format)
