@@ -7,6 +7,7 @@ import logging
 import time
 
 import numpy as np
+import ray
 from ray import serve
 
 from deployments.engines import Engine, EngineInfo, Sampling, build_engine
@@ -72,6 +73,17 @@ class Synthesizer:
         return await asyncio.to_thread(
             self._chunks.synthesize, text, voice, language, speed, sampling
         )
+
+    def replica_info(self) -> dict:
+        """Where this replica runs and what Ray gave it: for operators and placement checks."""
+        context = ray.get_runtime_context()
+        return {
+            "replica_id": serve.get_replica_context().replica_id.unique_id,
+            "node_id": context.get_node_id(),
+            "assigned_resources": context.get_assigned_resources(),
+            "gpu_ids": [str(gpu) for gpu in context.get_accelerator_ids().get("GPU", [])],
+            "engine": self._chunks.engine.info().engine,
+        }
 
     def check_health(self) -> None:
         # Serve calls this periodically; raising makes it replace the replica.

@@ -45,3 +45,22 @@ def service(tmp_path_factory) -> Service:
 def client(service):
     with httpx.Client(base_url=service.url, timeout=120) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def xtts_service(service, tiny_xtts_dir, reference_clip, tmp_path_factory) -> Service:
+    """The same graph with engine xtts on the tiny checkpoint, beside the eSpeak one."""
+    from ray import serve
+
+    from serve_app.app import build_app
+    from tests.conftest import tiny_xtts_settings
+
+    settings = tiny_xtts_settings(
+        tiny_xtts_dir,
+        reference_clip,
+        storage_root=tmp_path_factory.mktemp("xtts-storage"),
+        synthesizer={"min_replicas": 1, "max_replicas": 1, "num_cpus": 1},
+    )
+    serve.run(build_app(settings), name="voicegraph-xtts", route_prefix="/xtts")
+    yield Service(f"{service.url}/xtts", settings.storage_root, settings)
+    serve.delete("voicegraph-xtts")

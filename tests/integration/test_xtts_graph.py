@@ -1,0 +1,56 @@
+"""Engine xtts through the real Serve graph over HTTP, on a tiny random checkpoint."""
+
+import httpx
+import pytest
+
+from tests.audio import decode
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def xtts(xtts_service):
+    with httpx.Client(base_url=xtts_service.url, timeout=300) as http:
+        yield http
+
+
+def test_health_names_engine_model_and_torch(xtts, tiny_xtts_dir):
+    body = xtts.get("/health").json()
+    assert (body["engine"], body["model"], body["sample_rate"]) == ("xtts", tiny_xtts_dir.name, 24000)
+    assert body["torch_version"].startswith("2.")
+
+
+def test_voices_come_from_the_configured_clips(xtts):
+    body = xtts.get("/v1/voices").json()
+    assert [v["id"] for v in body["voices"]] == ["narrator"]
+    assert body["default_language"] == "en" and "de" in body["languages"]
+
+
+def test_tts_returns_audio_made_by_the_model(xtts):
+    text = "Hello there. This is the second sentence, spoken by the model."
+    response = xtts.post(
+        "/v1/tts",
+        json={"text": text, "language": "en-us", "sampling": {"temperature": 0.5, "top_k": 20}},
+    )
+    assert response.status_code == 200, response.text
+    pcm, rate = decode(response.content)
+    assert rate == 24000
+    assert len(pcm) / rate == pytest.approx(float(response.headers["x-audio-duration"]), abs=0.01)
+    assert len(pcm) > 0.2 * rate and pcm.std() > 0.001  # random weights: noise, but real output
+
+
+def test_long_text_uses_xtts_sized_chunks(xtts):
+    text = " ".join(["A short sentence about nothing much."] * 20)  # 739 characters
+    response = xtts.post("/v1/tts", json={"text": text, "format": "pcm"})
+    assert response.status_code == 200, response.text
+    assert int(response.headers["x-chunk-count"]) == 4  # 250-character English chunks
+
+
+@pytest.mark.parametrize(
+    "sampling, field",
+    [({"temperature": 0}, "temperature"), ({"top_p": 1.5}, "top_p"), ({"top_k": 0}, "top_k"), ({"seed": 1}, "seed")],
+)
+def test_sampling_out_of_bounds_is_a_422(xtts, sampling, field):
+    response = xtts.post("/v1/tts", json={"text": "Hi.", "sampling": sampling})
+    assert response.status_code == 422
+    assert field in response.json()["error"]["message"]
