@@ -2,8 +2,9 @@
 
 Real XTTS v2 weights cannot be downloaded everywhere (not in CI, not here).
 This writes a model directory with the same files and layout as a real one
-(`config.json`, `model.pth`, `vocab.json`), so the engine's real loading,
-conditioning and inference code runs on it. It speaks noise, and never emits
+(`config.json`, `model.pth`, `vocab.json`, `speakers_xtts.pth` with one voice
+conditioned on eSpeak speech), so the engine's real loading, conditioning and
+inference code runs on it. It speaks noise, and never emits
 its stop token: generation must be bounded, which is the point of testing it.
 """
 
@@ -42,6 +43,26 @@ def _write_vocab(path: Path, languages: list[str]) -> None:
     path.write_text(json.dumps(tokenizer))
 
 
+TINY_SPEAKER = "Tiny Narrator"
+
+
+def _speaker_latents(model) -> dict:
+    """A speakers-file entry, conditioned on real (eSpeak) speech."""
+    import torch
+
+    from deployments.engines.espeak import EspeakEngine
+
+    speech = EspeakEngine().synthesize(
+        "A tiny model speaks with this voice, taken from a short recording.", "soft", "en-us", 1.0
+    )
+    audio = torch.from_numpy(speech).unsqueeze(0)
+    with torch.inference_mode():
+        return {
+            "gpt_cond_latent": model.get_gpt_cond_latents(audio, 22050),
+            "speaker_embedding": model.get_speaker_embedding(audio, 22050),
+        }
+
+
 def build_tiny_xtts(directory: Path, channels: int = 32, layers: int = 1, seed: int = 0) -> Path:
     import torch
     from TTS.tts.configs.xtts_config import XttsArgs, XttsConfig
@@ -73,6 +94,7 @@ def build_tiny_xtts(directory: Path, channels: int = 32, layers: int = 1, seed: 
     model.tokenizer = VoiceBpeTokenizer(vocab_file=str(directory / "vocab.json"))
     model.init_models()
     torch.save({"model": model.state_dict()}, directory / "model.pth")
+    torch.save({TINY_SPEAKER: _speaker_latents(model)}, directory / "speakers_xtts.pth")
     config.model_args.tokenizer_file = ""  # loaded from the model directory instead
     config.save_json(str(directory / "config.json"))
     return directory

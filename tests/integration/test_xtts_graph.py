@@ -20,9 +20,9 @@ def test_health_names_engine_model_and_torch(xtts, tiny_xtts_dir):
     assert body["torch_version"].startswith("2.")
 
 
-def test_voices_come_from_the_configured_clips(xtts):
+def test_voices_come_from_the_speakers_file_and_the_configured_clips(xtts):
     body = xtts.get("/v1/voices").json()
-    assert [v["id"] for v in body["voices"]] == ["narrator"]
+    assert [v["id"] for v in body["voices"]] == ["Tiny Narrator", "narrator"]
     assert body["default_language"] == "en" and "de" in body["languages"]
 
 

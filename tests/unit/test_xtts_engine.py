@@ -22,7 +22,8 @@ def test_loads_from_a_model_directory(engine, tiny_xtts_dir):
     info = engine.info()
     assert (info.engine, info.model, info.sample_rate) == ("xtts", tiny_xtts_dir.name, 24000)
     assert info.languages == ("en", "es", "fr", "de")
-    assert [v.id for v in info.voices] == ["narrator"]
+    # The speakers file's voice, then the configured clip's.
+    assert [v.id for v in info.voices] == ["Tiny Narrator", "narrator"]
     # Chunk limits are the tokenizer's own, per language: English 250.
     assert info.chunk_chars_for("en") == 250 and info.chunk_chars_for("fr") == 273
     assert engine.device == "cpu"
@@ -73,19 +74,22 @@ def test_bad_voice_or_language_is_an_input_error(engine):
         engine.synthesize("hi", "narrator", "ja", 1.0)
 
 
-def test_speakers_file_voices(tiny_xtts_dir, reference_clip, tmp_path):
-    model_dir = tmp_path / "with-speakers"
-    model_dir.mkdir()
-    for name in ("config.json", "model.pth", "vocab.json"):
-        (model_dir / name).symlink_to(tiny_xtts_dir / name)
-    torch.save({"Ana Florence": {"gpt_cond_latent": torch.zeros(1, 32, 32), "speaker_embedding": torch.zeros(1, 512, 1)}},
-               model_dir / "speakers_xtts.pth")
-    settings = tiny_xtts_settings(model_dir, reference_clip)
+def test_voices_from_the_speakers_file_alone(tiny_xtts_dir, reference_clip):
+    settings = tiny_xtts_settings(tiny_xtts_dir, reference_clip)
     settings.xtts.voice_clips = {}
     settings.xtts.warmup = False
     engine = XttsEngine(settings, num_threads=2)
-    assert [v.id for v in engine.info().voices] == ["Ana Florence"]
-    assert len(engine.synthesize("Hi.", "Ana Florence", "en", 1.0)) > 0
+    assert [v.id for v in engine.info().voices] == ["Tiny Narrator"]
+    assert len(engine.synthesize("Hi.", "Tiny Narrator", "en", 1.0)) > 0
+
+
+def test_a_model_without_voices_is_refused_at_load(tiny_xtts_dir, reference_clip, tmp_path):
+    for name in ("config.json", "model.pth", "vocab.json"):  # no speakers_xtts.pth
+        (tmp_path / name).symlink_to(tiny_xtts_dir / name)
+    settings = tiny_xtts_settings(tmp_path, reference_clip)
+    settings.xtts.voice_clips = {}
+    with pytest.raises(ValueError, match="voice_clips"):
+        XttsEngine(settings, num_threads=2)
 
 
 class Faults:
