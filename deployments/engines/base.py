@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import difflib
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -82,9 +82,6 @@ class EngineInfo:
 
     def voice_ids(self) -> set[str]:
         return {voice.id for voice in self.voices}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Engine(abc.ABC):
