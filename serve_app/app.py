@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import ray
-from ray import serve
 from ray.serve import Application
 
 from deployments.chunker import TextChunker

@@ -62,7 +62,7 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
         model=info.model,
         chunks=[
             ChunkInfo(index=i, characters=len(text), duration_s=duration)
-            for i, (text, duration) in enumerate(zip(speech.chunks, audio.chunk_durations_s))
+            for i, (text, duration) in enumerate(zip(speech.chunks, audio.chunk_durations_s, strict=True))
         ],
     )
     return Response(saved.model_dump_json(), media_type="application/json", headers=headers)
