@@ -71,6 +71,53 @@ class SpeedOutOfRangeError(InvalidRequestError):
     code = "speed_out_of_range"
 
 
+class InvalidAudioError(InvalidRequestError):
+    """The upload or fetched reference is not audio we can decode."""
+
+    code = "invalid_audio"
+
+
+class AudioTooShortError(InvalidRequestError):
+    code = "audio_too_short"
+
+
+class SilentAudioError(InvalidRequestError):
+    code = "silent_audio"
+
+
+class InvalidVoiceNameError(InvalidRequestError):
+    code = "invalid_voice_name"
+
+
+class IncompatibleVoiceError(InvalidRequestError):
+    """A cloned voice made by another engine or model than the one serving."""
+
+    code = "incompatible_voice"
+
+
+class UrlRefusedError(InvalidRequestError):
+    """An outbound URL that is not http(s) or points at a refused address."""
+
+    code = "url_refused"
+
+
+class UrlUnreachableError(InvalidRequestError):
+    code = "url_unreachable"
+
+
+class ConflictError(VoiceGraphError):
+    status_code = 409
+    code = "conflict"
+
+
+class VoiceExistsError(ConflictError):
+    code = "voice_exists"
+
+
+class BuiltinVoiceError(ConflictError):
+    code = "builtin_voice"
+
+
 class NotFoundError(VoiceGraphError):
     status_code = 404
     code = "not_found"

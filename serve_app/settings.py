@@ -77,6 +77,34 @@ class XttsSettings(BaseModel):
     warmup: bool = True
 
 
+class VoiceSettings(BaseModel):
+    """Limits of voice cloning (POST /v1/voices and voice_url)."""
+
+    # Uploads and downloaded references; refused while arriving, not after.
+    max_upload_bytes: int = Field(20_000_000, ge=1024)
+    # Seconds of speech after trimming silence: shorter is refused, longer is cut.
+    min_speech_s: float = Field(3.0, gt=0)
+    max_speech_s: float = Field(30.0, gt=0)
+    # Decoding stops after this much input, however long the file claims to be.
+    max_decode_s: float = Field(300.0, gt=0)
+    max_name_chars: int = Field(64, ge=1, le=200)
+    sample_text: str = Field("Hello! This is a short sample of my new voice.", min_length=1)
+    # Decoded profiles kept in memory by VoiceProfiles, and voice_url clones by URL.
+    profile_cache_size: int = Field(64, ge=1)
+    url_cache_size: int = Field(256, ge=1)
+
+
+class OutboundSettings(BaseModel):
+    """Requests the service makes itself (voice_url downloads, callbacks)."""
+
+    # Loopback, private, link-local and metadata addresses are refused unless
+    # listed here: networks ("10.1.0.0/16"), addresses ("127.0.0.1"), either
+    # with a port ("127.0.0.1:8080", "[::1]:9000").
+    allow: list[str] = []
+    timeout_s: float = Field(10.0, gt=0)
+    max_redirects: int = Field(3, ge=0, le=10)
+
+
 AudioFormatName = Literal["wav", "mp3", "opus", "flac", "pcm"]
 
 
@@ -119,11 +147,18 @@ class Settings(BaseSettings):
     # Storage
     storage_root: Path = Path("./data")
 
+    voices: VoiceSettings = VoiceSettings()
+    outbound: OutboundSettings = OutboundSettings()
+
     # Graph shape
     ingress: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=200)
     chunker: ReplicaSettings = ReplicaSettings(num_cpus=0.1, max_ongoing_requests=200)
     stitcher: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=32)
     storage: ReplicaSettings = ReplicaSettings(num_cpus=0.1, max_ongoing_requests=64)
+    cloner: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=8)
+    # One replica: its profile cache is the only one, so a delete or an
+    # overwrite is seen by the next request at once.
+    profiles: ReplicaSettings = ReplicaSettings(num_cpus=0.1, max_ongoing_requests=64)
     synthesizer: SynthesizerSettings = SynthesizerSettings()
 
     # Set at image build (VG_GIT_SHA, VG_BUILD_TIME); a git checkout needs neither.
