@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from anyascii import anyascii
 from ray import serve
 
-from serve_app.errors import StorageError
+from serve_app.errors import NotFoundError, StorageError
 from serve_app.settings import Settings
 
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
@@ -32,10 +33,11 @@ MAX_SLUG_CHARS = 64
 def slugify(name: str) -> str:
     """A name → lowercase ASCII letters, digits and single underscores.
 
-    Accents are folded (é → e); anything else, including path separators and
-    dots, becomes "_", so a slug can never leave its folder.
+    Any script is transliterated (Zoë → zoe, 日本語 → ribenyu) rather than
+    dropped, so non-Latin names stay usable; anything else, including path
+    separators and dots, becomes "_", so a slug can never leave its folder.
     """
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    folded = anyascii(unicodedata.normalize("NFC", name))
     slug = _SLUG_UNSAFE.sub("_", folded.lower()).strip("_")
     return slug[:MAX_SLUG_CHARS].rstrip("_")
 
@@ -46,6 +48,19 @@ def timestamp(moment: datetime | None = None) -> str:
 
 def generation_key(voice: str, extension: str, moment: datetime | None = None) -> str:
     return f"tts_generations/TTS_voice_{slugify(voice) or 'unnamed'}_{timestamp(moment)}.{extension}"
+
+
+def profile_keys(slug: str) -> tuple[str, str]:
+    """(arrays, record) of a cloned voice: the record is written last, so it
+    only ever points at complete arrays."""
+    return f"voice_profiles/voice_{slug}.npy", f"voice_profiles/voice_{slug}.json"
+
+
+PROFILE_PREFIX = "voice_profiles/voice_"
+
+
+def sample_key(slug: str, moment: datetime | None = None) -> str:
+    return f"voice_samples/voice_{slug}_sample_{timestamp(moment)}.wav"
 
 
 def _with_suffix(key: str, attempt: int) -> str:
@@ -76,41 +91,87 @@ class LocalStorage:
             raise ValueError(f"key {key!r} escapes the storage root")
         return path
 
-    def write_new(self, key: str, data: bytes, content_type: str) -> StoredObject:
-        """Write `data` under `key`, or under `key` with a `_N` suffix if taken.
+    def _stored(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        return StoredObject(
+            key=key, url=self._path(key).as_uri(), size_bytes=len(data), content_type=content_type
+        )
 
-        The bytes go to a temp file in the same folder first; `os.link` then
-        publishes it under the final name only if that name is still free, so
-        a reader never sees a partial file and concurrent writers (threads,
-        processes, replicas) never overwrite each other.
-        """
+    def _staged(self, key: str, data: bytes) -> str:
+        """`data` in a synced temp file beside `key`'s final place: published
+        by link or rename, so a reader never sees a partial file."""
         target_dir = self._path(key).parent
         target_dir.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(dir=target_dir, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return temp_name
+
+    def write_new(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        """Write `data` under `key`, or under `key` with a `_N` suffix if taken.
+
+        `os.link` publishes the staged file only if the name is still free, so
+        concurrent writers (threads, processes, replicas) never overwrite each other.
+        """
+        temp_name = self._staged(key, data)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             for attempt in range(1, 10_000):
                 candidate = _with_suffix(key, attempt)
                 try:
                     os.link(temp_name, self._path(candidate))
                 except FileExistsError:
                     continue
-                return StoredObject(
-                    key=candidate,
-                    url=self._path(candidate).as_uri(),
-                    size_bytes=len(data),
-                    content_type=content_type,
-                )
+                return self._stored(candidate, data, content_type)
             raise StorageError(f"no free name for {key!r}")
         finally:
             os.unlink(temp_name)
 
+    def put(self, key: str, data: bytes, content_type: str, create_only: bool = False) -> StoredObject:
+        """Write `data` under exactly `key`; `create_only` raises FileExistsError if taken."""
+        temp_name = self._staged(key, data)
+        try:
+            if create_only:
+                os.link(temp_name, self._path(key))
+            else:
+                os.replace(temp_name, self._path(key))
+        finally:
+            if os.path.exists(temp_name):
+                os.unlink(temp_name)
+        return self._stored(key, data, content_type)
+
+    def get(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> bool:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys starting with `prefix`, e.g. "voice_profiles/voice_", sorted."""
+        folder, _, name_start = prefix.rpartition("/")
+        directory = self._path(folder)
+        if not directory.is_dir():
+            return []
+        return sorted(
+            f"{folder}/{path.name}" if folder else path.name
+            for path in directory.iterdir()
+            if path.is_file() and path.name.startswith(name_start) and not path.name.startswith(".tmp-")
+        )
+
+
+def _storage_error(action: str, exc: OSError) -> StorageError:
+    return StorageError(f"could not {action}: {exc.strerror or exc}")
+
 
 class StorageService:
-    """Ray-free storage operations the graph needs."""
+    """Ray-free storage operations the graph needs; OS errors become StorageError."""
 
     def __init__(self, backend: LocalStorage):
         self.backend = backend
@@ -119,7 +180,45 @@ class StorageService:
         try:
             return self.backend.write_new(generation_key(voice, extension), audio, content_type)
         except OSError as exc:
-            raise StorageError(f"could not store the generated audio: {exc.strerror or exc}") from exc
+            raise _storage_error("store the generated audio", exc) from exc
+
+    def write_new(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        try:
+            return self.backend.write_new(key, data, content_type)
+        except OSError as exc:
+            raise _storage_error(f"store {key}", exc) from exc
+
+    def put(self, key: str, data: bytes, content_type: str, create_only: bool = False) -> StoredObject:
+        """FileExistsError is not a fault: callers turn it into a 409."""
+        try:
+            return self.backend.put(key, data, content_type, create_only)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise _storage_error(f"store {key}", exc) from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.backend.get(key)
+        except FileNotFoundError:
+            raise NotFoundError(f"nothing is stored at {key}") from None
+        except OSError as exc:
+            raise _storage_error(f"read {key}", exc) from exc
+
+    def exists(self, key: str) -> bool:
+        return self.backend.exists(key)
+
+    def delete(self, key: str) -> bool:
+        try:
+            return self.backend.delete(key)
+        except OSError as exc:
+            raise _storage_error(f"delete {key}", exc) from exc
+
+    def list(self, prefix: str) -> list[str]:
+        try:
+            return self.backend.list(prefix)
+        except OSError as exc:
+            raise _storage_error(f"list {prefix}", exc) from exc
 
 
 @serve.deployment(name="StorageActor")
@@ -133,3 +232,23 @@ class StorageActor:
         return await asyncio.to_thread(
             self._storage.save_generation, audio, voice, extension, content_type
         )
+
+    async def write_new(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        return await asyncio.to_thread(self._storage.write_new, key, data, content_type)
+
+    async def put(
+        self, key: str, data: bytes, content_type: str, create_only: bool = False
+    ) -> StoredObject:
+        return await asyncio.to_thread(self._storage.put, key, data, content_type, create_only)
+
+    async def get(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._storage.get, key)
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._storage.exists, key)
+
+    async def delete(self, key: str) -> bool:
+        return await asyncio.to_thread(self._storage.delete, key)
+
+    async def list(self, prefix: str) -> list[str]:
+        return await asyncio.to_thread(self._storage.list, prefix)

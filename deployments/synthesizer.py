@@ -10,7 +10,7 @@ import numpy as np
 import ray
 from ray import serve
 
-from deployments.engines import Engine, EngineInfo, Sampling, build_engine
+from deployments.engines import ClonedVoice, Engine, EngineInfo, Sampling, Voice, build_engine
 from serve_app.errors import InvalidRequestError, ReplicaFaultError, SynthesisError
 from serve_app.settings import Settings
 
@@ -32,7 +32,7 @@ class ChunkSynthesizer:
         self.backoff_s = backoff_s
 
     def synthesize(
-        self, text: str, voice: str, language: str, speed: float, sampling: Sampling = Sampling()
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> np.ndarray:
         failures = 0
         while True:
@@ -66,13 +66,18 @@ class Synthesizer:
         return self._chunks.engine.info()
 
     async def synthesize(
-        self, text: str, voice: str, language: str, speed: float, sampling: Sampling = Sampling()
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> np.ndarray:
         # In a thread, so a slow engine call does not stall this replica's event
         # loop (health checks, other requests' bookkeeping).
         return await asyncio.to_thread(
             self._chunks.synthesize, text, voice, language, speed, sampling
         )
+
+    async def clone_voice(self, pcm: np.ndarray, rate: int) -> ClonedVoice:
+        # Cloning needs the loaded model (XTTS conditioning), which only
+        # Synthesizer replicas hold: the VoiceCloner prepares audio and asks here.
+        return await asyncio.to_thread(self._chunks.engine.clone, pcm, rate)
 
     def replica_info(self) -> dict:
         """Where this replica runs and what Ray gave it: for operators and placement checks."""

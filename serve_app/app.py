@@ -8,6 +8,8 @@ import ray
 from ray.serve import Application
 
 from deployments.chunker import TextChunker
+from deployments.clone import VoiceCloner
+from deployments.profile import VoiceProfiles
 from deployments.stitcher import Stitcher
 from deployments.storage import StorageActor
 from deployments.synthesizer import Synthesizer
@@ -65,6 +67,8 @@ def build_app(args: dict[str, Any] | Settings | None = None) -> Application:
     synthesizer = Synthesizer.options(**_autoscaled(settings.synthesizer)).bind(settings)
     stitcher = Stitcher.options(**_fixed(settings.stitcher)).bind(settings)
     storage = StorageActor.options(**_fixed(settings.storage)).bind(settings)
+    cloner = VoiceCloner.options(**_fixed(settings.cloner)).bind(settings, synthesizer)
+    profiles = VoiceProfiles.options(**_fixed(settings.profiles)).bind(settings, storage, cloner)
     return Ingress.options(**_fixed(settings.ingress)).bind(
-        settings, chunker, synthesizer, stitcher, storage
+        settings, chunker, synthesizer, stitcher, storage, cloner, profiles
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
@@ -23,6 +23,8 @@ from serve_app.settings import Settings
 from serve_app.tts.router import router as tts_router
 from serve_app.tts.serving import TTSServing
 from serve_app.version import version_info
+from serve_app.voices.router import router as voices_router
+from serve_app.voices.serving import VoicesServing
 
 logger = logging.getLogger("ray.serve")
 
@@ -46,6 +48,13 @@ def _field_path(location: tuple) -> str:
     return ".".join(str(part) for part in location if part != "body") or "body"
 
 
+def _expects_form(request: Request) -> bool:
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    return dependant is not None and any(
+        isinstance(param.field_info, params.Form) for param in dependant.body_params
+    )
+
+
 def _validation_error(request: Request, exc: RequestValidationError) -> errors.VoiceGraphError:
     problems = exc.errors()
     content_type = request.headers.get("content-type", "")
@@ -53,10 +62,11 @@ def _validation_error(request: Request, exc: RequestValidationError) -> errors.V
         if problem.get("type") == "json_invalid":
             detail = (problem.get("ctx") or {}).get("error", "invalid JSON")
             return errors.MalformedJSONError(f"request body is not valid JSON: {detail}")
-    if request.method in ("POST", "PUT", "PATCH") and "json" not in content_type.lower():
+    expected = "multipart/form-data" if _expects_form(request) else "application/json"
+    if request.method in ("POST", "PUT", "PATCH") and expected.split("/")[1] not in content_type.lower():
         return errors.UnsupportedMediaTypeError(
-            f"Content-Type {content_type or '(none)'!r} is not accepted; send a JSON body "
-            "with Content-Type: application/json"
+            f"Content-Type {content_type or '(none)'!r} is not accepted here; "
+            f"send the body as {expected}"
         )
     messages = [f"{_field_path(problem['loc'])}: {problem['msg']}" for problem in problems]
     return errors.InvalidRequestError("; ".join(messages))
@@ -103,41 +113,58 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
-class BodySizeLimit:
-    """Refuse request bodies over `max_bytes` while they arrive, not after."""
+# Multipart framing around an upload: boundaries, part headers, small fields.
+_FORM_OVERHEAD_BYTES = 64 * 1024
 
-    def __init__(self, app, max_bytes: int):
+
+class BodySizeLimit:
+    """Refuse request bodies over the limit while they arrive, not after.
+
+    JSON requests get `max_bytes`; reference uploads (POST /v1/voices) get
+    `max_upload_bytes`, the limit of the audio itself, plus form framing.
+    """
+
+    def __init__(self, app, max_bytes: int, max_upload_bytes: int):
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    def _limit(self, scope) -> tuple[int, str]:
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        if scope["method"] == "POST" and path.rstrip("/") == "/v1/voices":
+            return (
+                self.max_upload_bytes + _FORM_OVERHEAD_BYTES,
+                f"the upload is larger than {self.max_upload_bytes} bytes; "
+                "send a shorter recording (3 to 30 s of speech is enough)",
+            )
+        return self.max_bytes, f"request body is larger than {self.max_bytes} bytes; send less text per request"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit, message = self._limit(scope)
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            request = Request(scope)
-            response = error_response(request, self._too_large())
+        if declared.isdigit() and int(declared) > limit:
+            response = error_response(Request(scope), errors.PayloadTooLargeError(message))
             return await response(scope, receive, send)
         received = 0
 
         async def counting_receive():
             nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise StarletteHTTPException(413, self._too_large().message)
-            return message
+            message_in = await receive()
+            if message_in["type"] == "http.request":
+                received += len(message_in.get("body", b""))
+                if received > limit:
+                    raise StarletteHTTPException(413, message)
+            return message_in
 
         return await self.app(scope, counting_receive, send)
 
-    def _too_large(self) -> errors.PayloadTooLargeError:
-        return errors.PayloadTooLargeError(
-            f"request body is larger than {self.max_bytes} bytes; send less text per request"
-        )
 
-
-def build_http_app(tts: TTSServing) -> FastAPI:
+def build_http_app(tts: TTSServing, voices: VoicesServing) -> FastAPI:
     app = FastAPI(
         title="voicegraph",
         version=version_info()["app_version"],
@@ -145,9 +172,15 @@ def build_http_app(tts: TTSServing) -> FastAPI:
         docs_url="/docs",
     )
     app.state.tts = tts
+    app.state.voices = voices
     _install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=tts.settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=tts.settings.max_request_bytes,
+        max_upload_bytes=tts.settings.voices.max_upload_bytes,
+    )
     app.include_router(tts_router)
+    app.include_router(voices_router)
     app.include_router(health_router)
     return app
 
@@ -155,10 +188,13 @@ def build_http_app(tts: TTSServing) -> FastAPI:
 @serve.deployment(name="Ingress")
 @serve.ingress()
 class Ingress:
-    async def __init__(self, settings: Settings, chunker, synthesizer, stitcher, storage):
-        self._tts = TTSServing(settings, chunker, synthesizer, stitcher, storage)
+    async def __init__(
+        self, settings: Settings, chunker, synthesizer, stitcher, storage, cloner, profiles
+    ):
+        self._tts = TTSServing(settings, chunker, synthesizer, stitcher, storage, profiles)
+        self._voices = VoicesServing(self._tts, cloner, profiles)
         # Ask the engine what it offers now, not on the first user request.
         await self._tts.engine_info()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_http_app(self._tts)
+        return build_http_app(self._tts, self._voices)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from deployments.engines.base import Engine, EngineInfo, Sampling, VoiceInfo
+from deployments.engines.base import (
+    ClonedVoice,
+    Engine,
+    EngineInfo,
+    Sampling,
+    Voice,
+    VoiceInfo,
+)
 from serve_app.settings import Settings
 
-__all__ = ["Engine", "EngineInfo", "Sampling", "VoiceInfo", "build_engine"]
+__all__ = ["ClonedVoice", "Engine", "EngineInfo", "Sampling", "Voice", "VoiceInfo", "build_engine"]
 
 
 def build_engine(settings: Settings, num_threads: int = 1) -> Engine:

@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from serve_app.errors import UnknownVoiceError, UnsupportedLanguageError
+from serve_app.errors import (
+    IncompatibleVoiceError,
+    UnknownVoiceError,
+    UnsupportedLanguageError,
+)
 
 
 def normalize_language(language: str) -> str:
@@ -57,6 +61,34 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class ClonedVoice:
+    """A voice cloned from reference audio: all an engine needs to speak in it.
+
+    Small enough (XTTS: ~130 KB of conditioning) to travel with every chunk,
+    so any Synthesizer replica can speak any cloned voice.
+    """
+
+    engine: str
+    model: str
+    method: str  # how it was made, e.g. "xtts-conditioning", "espeak-parametric"
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    params: dict[str, float | int | str] = field(default_factory=dict)
+
+
+# A preset's id, or a cloned voice.
+Voice = str | ClonedVoice
+
+
+def check_compatible(voice: ClonedVoice, engine: str, model: str, voice_id: str = "this voice") -> None:
+    """Conditioning is only meaningful to the engine and model that computed it."""
+    if (voice.engine, voice.model) != (engine, model):
+        raise IncompatibleVoiceError(
+            f"{voice_id} was cloned with engine {voice.engine} (model {voice.model}), but this "
+            f"service runs engine {engine} (model {model}); clone it again from its reference audio"
+        )
+
+
+@dataclass(frozen=True)
 class VoiceInfo:
     id: str
     name: str
@@ -96,11 +128,15 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def synthesize(
-        self, text: str, voice: str, language: str, speed: float, sampling: Sampling = Sampling()
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> np.ndarray: ...
 
+    @abc.abstractmethod
+    def clone(self, pcm: np.ndarray, rate: int) -> ClonedVoice:
+        """Reference speech (mono float32, silence trimmed) → a voice this engine speaks."""
+
     def synthesize_stream(
-        self, text: str, voice: str, language: str, speed: float, sampling: Sampling = Sampling()
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> Iterator[np.ndarray]:
         # Engines whose decoder produces audio incrementally (XTTS) override this;
         # for the rest one piece is the whole chunk.

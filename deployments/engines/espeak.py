@@ -14,13 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from deployments.engines.base import (
+    ClonedVoice,
     Engine,
     EngineInfo,
     Sampling,
+    Voice,
     VoiceInfo,
+    check_compatible,
     check_voice,
     resolve_language,
 )
+from deployments.reference_audio import median_f0, voice_stats
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _CHARS_UTF8 = 1
@@ -29,6 +33,16 @@ _MIN_RATE, _MAX_RATE = 80, 500  # words per minute eSpeak NG accepts
 # eSpeak has no model context limit; this size keeps chunks sentence-sized
 # so a long text fans out over every Synthesizer replica.
 _CHUNK_CHARS = 400
+_MODEL = "espeak-ng-1.52"
+
+# Cloning picks a variant by the reference's median F0 (eSpeak's male variants
+# sit lower than its female ones), then fits the pitch parameter within it.
+_CLONE_VARIANTS = ((110.0, "m3"), (165.0, "m1"), (220.0, "f2"), (float("inf"), "f3"))
+_CALIBRATION_TEXT = (
+    "The quick brown fox jumps over the lazy dog, then it runs far away into the quiet forest."
+)
+_CALIBRATION_PITCHES = (0, 20, 40, 60, 80, 100)
+_BASE_RATE, _BASE_RANGE = 175, 50
 
 
 @dataclass(frozen=True)
@@ -150,15 +164,26 @@ class _Library:
         return (np.concatenate(buffers).astype(np.float32) / 32768.0).clip(-1.0, 1.0)
 
 
+@dataclass(frozen=True)
+class _Calibration:
+    """What one variant sounds like, measured with the same analysis as references."""
+
+    pitches: np.ndarray  # eSpeak pitch parameter values…
+    f0s: np.ndarray  # …and the median F0 (Hz) each produced, increasing
+    syllables_per_s: float  # at _BASE_RATE
+    range_semitones: float  # at _BASE_RANGE
+
+
 class EspeakEngine(Engine):
     def __init__(self):
         self._library = _Library.get()
         self._presets = {preset.id: preset for preset in PRESETS}
+        self._calibrations: dict[str, _Calibration] = {}
 
     def info(self) -> EngineInfo:
         return EngineInfo(
             engine="espeak",
-            model="espeak-ng-1.52",
+            model=_MODEL,
             sample_rate=self._library.sample_rate,
             languages=tuple(self._library.voice_by_language),
             voices=tuple(preset.voice_info() for preset in PRESETS),
@@ -166,18 +191,80 @@ class EspeakEngine(Engine):
             chunk_chars={"*": _CHUNK_CHARS},
         )
 
-    def synthesize(
-        self, text: str, voice: str, language: str, speed: float, sampling: Sampling = Sampling()
-    ) -> np.ndarray:
+    def _voice_settings(self, voice: Voice) -> tuple[str | None, int, int, int]:
+        """(variant, pitch, range, words per minute) of a preset or a cloned voice."""
+        if isinstance(voice, ClonedVoice):
+            check_compatible(voice, "espeak", _MODEL)
+            p = voice.params
+            return str(p["variant"]), int(p["pitch"]), int(p["range"]), int(p["rate"])
         preset = self._presets[check_voice(voice, self._presets)]
+        return preset.variant, preset.pitch, preset.pitch_range, preset.rate
+
+    def synthesize(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> np.ndarray:
+        variant, pitch, pitch_range, base_rate = self._voice_settings(voice)
         language = resolve_language(language, self._library.voice_by_language, "espeak")
         identifier = self._library.voice_by_language[language]
-        voice_name = f"{identifier}+{preset.variant}" if preset.variant else identifier
-        rate = int(round(min(max(preset.rate * speed, _MIN_RATE), _MAX_RATE)))
+        voice_name = f"{identifier}+{variant}" if variant else identifier
+        rate = int(round(min(max(base_rate * speed, _MIN_RATE), _MAX_RATE)))
         params = {
             _PARAM_RATE: rate,
-            _PARAM_PITCH: preset.pitch,
-            _PARAM_RANGE: preset.pitch_range,
+            _PARAM_PITCH: pitch,
+            _PARAM_RANGE: pitch_range,
             _PARAM_VOLUME: 100,
         }
         return self._library.synthesize(voice_name, text, params)
+
+    def clone(self, pcm: np.ndarray, rate: int) -> ClonedVoice:
+        """Parametric cloning: eSpeak cannot copy a timbre, but it can match the
+        reference's pitch, pitch range and speaking rate, each fitted against
+        eSpeak's own measured output rather than a guessed formula."""
+        stats = voice_stats(pcm, rate)
+        variant = next(name for limit, name in _CLONE_VARIANTS if stats.f0_median < limit)
+        calibration = self._calibration(variant)
+        pitch = float(np.interp(stats.f0_median, calibration.f0s, calibration.pitches))
+        pitch_range = _BASE_RANGE * stats.range_semitones() / calibration.range_semitones
+        words_per_minute = _BASE_RATE * stats.syllables_per_s / calibration.syllables_per_s
+        return ClonedVoice(
+            engine="espeak",
+            model=_MODEL,
+            method="espeak-parametric",
+            arrays={
+                "reference_stats": np.array(
+                    [stats.f0_median, stats.f0_low, stats.f0_high, stats.syllables_per_s],
+                    dtype=np.float32,
+                )
+            },
+            params={
+                "variant": variant,
+                "pitch": int(round(pitch)),
+                "range": int(round(min(max(pitch_range, 0), 100))),
+                "rate": int(round(min(max(words_per_minute, _MIN_RATE), _MAX_RATE))),
+            },
+        )
+
+    def _calibration(self, variant: str) -> _Calibration:
+        # eSpeak's pitch parameter is a 0-100 scale whose Hz depend on the
+        # variant: measure each variant once, then interpolate.
+        if variant not in self._calibrations:
+            name = f"{self._library.voice_by_language['en-us']}+{variant}"
+            rate = self._library.sample_rate
+
+            def speak(pitch: int):
+                params = {
+                    _PARAM_RATE: _BASE_RATE, _PARAM_PITCH: pitch,
+                    _PARAM_RANGE: _BASE_RANGE, _PARAM_VOLUME: 100,
+                }
+                return self._library.synthesize(name, _CALIBRATION_TEXT, params)
+
+            f0s = np.array([median_f0(speak(p), rate) for p in _CALIBRATION_PITCHES])
+            base = voice_stats(speak(50), rate)
+            self._calibrations[variant] = _Calibration(
+                pitches=np.array(_CALIBRATION_PITCHES, dtype=np.float64),
+                # np.interp needs increasing x; measurement noise must not break that.
+                f0s=np.maximum.accumulate(f0s),
+                syllables_per_s=base.syllables_per_s,
+                range_semitones=max(base.range_semitones(), 0.5),
+            )
+        return self._calibrations[variant]

@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from deployments.engines.base import (
+    ClonedVoice,
     Engine,
     EngineInfo,
     Sampling,
+    Voice,
     VoiceInfo,
+    check_compatible,
     check_voice,
     resolve_language,
 )
@@ -169,10 +172,29 @@ class XttsEngine(Engine):
             return self._torch.autocast(device_type="cuda", dtype=dtype)
         return contextlib.nullcontext()
 
-    def _voice(self, voice: str, language: str) -> tuple[Conditioning, str]:
-        return (
-            self._voices[check_voice(voice, self._voices)],
-            resolve_language(language, self.languages, "xtts"),
+    def _voice(self, voice: Voice, language: str) -> tuple[Conditioning, str]:
+        language = resolve_language(language, self.languages, "xtts")
+        if isinstance(voice, ClonedVoice):
+            check_compatible(voice, "xtts", self.model_label)
+            torch = self._torch
+            conditioning = Conditioning(
+                # A copy: arrays from the object store are read-only.
+                torch.tensor(voice.arrays["gpt_cond_latent"], device=self.device),
+                torch.tensor(voice.arrays["speaker_embedding"], device=self.device),
+            )
+            return conditioning, language
+        return self._voices[check_voice(voice, self._voices)], language
+
+    def clone(self, pcm: np.ndarray, rate: int) -> ClonedVoice:
+        conditioning = self._guarded(lambda: self.condition([(pcm, rate)]))
+        return ClonedVoice(
+            engine="xtts",
+            model=self.model_label,
+            method="xtts-conditioning",
+            arrays={
+                "gpt_cond_latent": conditioning.gpt_cond_latent.float().cpu().numpy(),
+                "speaker_embedding": conditioning.speaker_embedding.float().cpu().numpy(),
+            },
         )
 
     def _guarded(self, work, retry_oom: bool = True):
@@ -206,7 +228,7 @@ class XttsEngine(Engine):
                 return work()
 
     def synthesize(
-        self, text: str, voice: str, language: str, speed: float, sampling: Sampling = Sampling()
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> np.ndarray:
         conditioning, language = self._voice(voice, language)
         kwargs = self._generation_kwargs(text, sampling)
@@ -221,7 +243,7 @@ class XttsEngine(Engine):
         return self._guarded(work).clip(-1.0, 1.0)
 
     def synthesize_stream(
-        self, text: str, voice: str, language: str, speed: float, sampling: Sampling = Sampling()
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> Iterator[np.ndarray]:
         conditioning, language = self._voice(voice, language)
         kwargs = self._generation_kwargs(text, sampling)

@@ -1,4 +1,4 @@
-"""Schemas of the native TTS API (`/v1/tts`, `/v1/voices`)."""
+"""Schemas of the native TTS API (`/v1/tts`)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,12 @@ class TTSRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(description="Text to speak; limits are in the service settings.")
-    voice: str | None = Field(None, description="Voice id from GET /v1/voices.")
+    voice: str | None = Field(None, description="Voice id from GET /v1/voices: a preset or a clone.")
+    voice_url: str | None = Field(
+        None,
+        description="http(s) URL of a reference recording to clone on the fly, instead of `voice`; "
+        "the clone is cached by URL and revalidated with ETag/Last-Modified.",
+    )
     language: str | None = Field(None, description="Language code, e.g. en-us.")
     # A plain string, checked by the service, so an unknown format gets the
     # `unsupported_format` error code rather than a generic validation error.
@@ -60,19 +65,3 @@ class SavedSpeech(BaseModel):
     engine: str
     model: str
     chunks: list[ChunkInfo]
-
-
-class Voice(BaseModel):
-    id: str
-    name: str
-    description: str
-    kind: str
-
-
-class VoiceList(BaseModel):
-    engine: str
-    model: str
-    default_voice: str
-    default_language: str
-    voices: list[Voice]
-    languages: list[str]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from serve_app.request_ids import request_id
-from serve_app.tts.protocol import ChunkInfo, SavedSpeech, TTSRequest, Voice, VoiceList
+from serve_app.tts.protocol import ChunkInfo, SavedSpeech, TTSRequest
 from serve_app.tts.serving import TTSServing
 
 router = APIRouter(tags=["tts"])
@@ -24,6 +24,10 @@ _AUDIO_RESPONSES = {
         "headers": {
             "X-Audio-Duration": {"description": "Seconds of audio", "schema": {"type": "number"}},
             "X-Chunk-Count": {"description": "Chunks the text was split into", "schema": {"type": "integer"}},
+            "X-Voice-Cache": {
+                "description": "With voice_url: hit when the cached clone was used, miss when it was cloned",
+                "schema": {"type": "string", "enum": ["hit", "miss"]},
+            },
             "X-Request-ID": {"description": "Id to quote when reporting a problem", "schema": {"type": "string"}},
         },
     }
@@ -43,6 +47,8 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
         "X-Audio-Duration": f"{audio.duration_s:.3f}",
         "X-Chunk-Count": str(len(speech.chunks)),
     }
+    if job.voice_cache_hit is not None:
+        headers["X-Voice-Cache"] = "hit" if job.voice_cache_hit else "miss"
     if not body.save:
         return Response(content=audio.data, media_type=audio.content_type, headers=headers)
     stored = await tts.save(speech)
@@ -56,7 +62,7 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
         size_bytes=stored.size_bytes,
         duration_s=audio.duration_s,
         sample_rate=audio.sample_rate,
-        voice=job.voice,
+        voice=job.voice_id,
         language=job.language,
         engine=info.engine,
         model=info.model,
@@ -66,16 +72,3 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
         ],
     )
     return Response(saved.model_dump_json(), media_type="application/json", headers=headers)
-
-
-@router.get("/v1/voices", response_model=VoiceList)
-async def list_voices(tts: TTSServing = Depends(get_tts)) -> VoiceList:
-    info = await tts.engine_info()
-    return VoiceList(
-        engine=info.engine,
-        model=info.model,
-        default_voice=tts.default_voice(info),
-        default_language=tts.default_language(info),
-        voices=[Voice(id=v.id, name=v.name, description=v.description, kind=v.kind) for v in info.voices],
-        languages=list(info.languages),
-    )

@@ -7,17 +7,25 @@ same object runs the graph on a laptop or across a cluster.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from deployments.chunker import check_text
-from deployments.engines import EngineInfo, Sampling
-from deployments.engines.base import check_voice, resolve_language
+from deployments.engines import EngineInfo, Sampling, Voice
+from deployments.engines.base import check_compatible, resolve_language
 from deployments.stitcher import StitchedAudio, audio_format
 from deployments.storage import StoredObject
-from serve_app.errors import ReplicaFaultError, SpeedOutOfRangeError, UpstreamTimeoutError
+from serve_app.errors import (
+    InvalidRequestError,
+    NotFoundError,
+    ReplicaFaultError,
+    SpeedOutOfRangeError,
+    UnknownVoiceError,
+    UpstreamTimeoutError,
+)
 from serve_app.settings import Settings
 from serve_app.tts.protocol import TTSRequest
 
@@ -29,11 +37,13 @@ class SpeechJob:
     """A request after validation: everything the graph needs, nothing optional."""
 
     text: str
-    voice: str
+    voice: Voice  # a preset's id or a cloned voice's conditioning
+    voice_id: str  # names the voice in storage keys and responses
     language: str
     format: str
     speed: float
     sampling: Sampling = Sampling()
+    voice_cache_hit: bool | None = None  # with voice_url: was the cached clone used
 
 
 @dataclass(frozen=True)
@@ -44,12 +54,13 @@ class Speech:
 
 
 class TTSServing:
-    def __init__(self, settings: Settings, chunker, synthesizer, stitcher, storage):
+    def __init__(self, settings: Settings, chunker, synthesizer, stitcher, storage, profiles):
         self.settings = settings
         self._chunker = chunker
         self._synthesizer = synthesizer
         self._stitcher = stitcher
         self._storage = storage
+        self._profiles = profiles
         self._engine_info: EngineInfo | None = None
 
     async def engine_info(self) -> EngineInfo:
@@ -73,13 +84,34 @@ class TTSServing:
                 f"speed {request.speed} is out of range; use a value from "
                 f"{settings.min_speed} to {settings.max_speed} (1.0 is normal speed)"
             )
-        voice = check_voice(request.voice or self.default_voice(info), info.voice_ids())
-        language = resolve_language(
-            request.language or self.default_language(info), info.languages, info.engine
-        )
         text = check_text(request.text, settings.max_text_chars)
         sampling = Sampling(**request.sampling.model_dump()) if request.sampling else Sampling()
-        return SpeechJob(text, voice, language, format_name, request.speed, sampling)
+        if request.voice and request.voice_url:
+            raise InvalidRequestError("send either voice or voice_url, not both")
+        # Last: a voice_url may download and clone, which bad text must not cost.
+        if request.voice_url:
+            language = self._language(request.language, info)
+            voice, hit = await self._profiles.from_url.remote(request.voice_url, language)
+            voice_id = "url_" + hashlib.sha256(request.voice_url.encode()).hexdigest()[:12]
+            return SpeechJob(text, voice, voice_id, language, format_name, request.speed, sampling, hit)
+        voice_id = request.voice or self.default_voice(info)
+        if voice_id in info.voice_ids():
+            language = self._language(request.language, info)
+            return SpeechJob(text, voice_id, voice_id, language, format_name, request.speed, sampling)
+        try:
+            record, voice = await self._profiles.get.remote(voice_id)
+        except NotFoundError:
+            raise UnknownVoiceError(
+                f"voice {voice_id!r} does not exist; built-in voices: "
+                f"{', '.join(sorted(info.voice_ids()))}. GET /v1/voices lists them and your clones."
+            ) from None
+        check_compatible(voice, info.engine, info.model, f"voice {voice_id!r}")
+        # A clone speaks the language it was made for unless asked otherwise.
+        language = self._language(request.language or record.language, info)
+        return SpeechJob(text, voice, voice_id, language, format_name, request.speed, sampling)
+
+    def _language(self, requested: str | None, info: EngineInfo) -> str:
+        return resolve_language(requested or self.default_language(info), info.languages, info.engine)
 
     async def synthesize(self, job: SpeechJob) -> Speech:
         try:
@@ -128,5 +160,5 @@ class TTSServing:
     async def save(self, speech: Speech) -> StoredObject:
         fmt = audio_format(speech.audio.format)
         return await self._storage.save_generation.remote(
-            speech.audio.data, speech.job.voice, fmt.extension, speech.audio.content_type
+            speech.audio.data, speech.job.voice_id, fmt.extension, speech.audio.content_type
         )

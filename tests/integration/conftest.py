@@ -1,6 +1,8 @@
 """One real local Ray and the real Serve graph for the whole test session."""
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -17,8 +19,68 @@ class Service:
     settings: Settings
 
 
+@dataclass
+class ReferenceServer:
+    """A real HTTP server on loopback serving reference recordings, as a
+    voice_url host would: ETag and Last-Modified, 304 on a match, and counts."""
+
+    url: str
+    port: int
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # path → (body, etag)
+    full_downloads: int = 0
+    not_modified: int = 0
+
+    def publish(self, path: str, body: bytes, etag: str) -> str:
+        self.files[path] = (body, etag)
+        return self.url + path
+
+
+_LAST_MODIFIED = "Sat, 21 Nov 2026 09:00:00 GMT"
+
+
+def _reference_handler(server: ReferenceServer):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            entry = server.files.get(self.path)
+            if entry is None:
+                self.send_error(404)
+                return
+            body, etag = entry
+            if self.headers.get("If-None-Match") == etag:
+                server.not_modified += 1
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.end_headers()
+                return
+            server.full_downloads += 1
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/wav")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", _LAST_MODIFIED)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
 @pytest.fixture(scope="session")
-def service(tmp_path_factory) -> Service:
+def reference_server():
+    port = free_port()
+    server = ReferenceServer(url=f"http://127.0.0.1:{port}", port=port)
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), _reference_handler(server))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory, reference_server) -> Service:
     import ray
     from ray import serve
 
@@ -28,6 +90,10 @@ def service(tmp_path_factory) -> Service:
         storage_root=tmp_path_factory.mktemp("storage"),
         # Two replicas from the start, so every long text is fanned out across both.
         synthesizer={"min_replicas": 2, "max_replicas": 2},
+        # Loopback is refused for voice_url unless allow-listed: only this port is.
+        outbound={"allow": [f"127.0.0.1:{reference_server.port}"]},
+        # Small, so the over-limit upload test sends little.
+        voices={"max_upload_bytes": 2_000_000},
     )
     port = free_port()
     # Logical CPUs: the graph's fractional requests fit even on a 2-core machine.

@@ -45,10 +45,10 @@ class Synthesizer:
 
 def serving(outcomes, retries=3):
     settings = Settings(synthesizer={"replica_fault_retries": retries, "replica_fault_backoff_s": 0})
-    return TTSServing(settings, None, Synthesizer(outcomes), None, None)
+    return TTSServing(settings, None, Synthesizer(outcomes), None, None, None)
 
 
-JOB = SpeechJob("Hello.", "default", "en-us", "wav", 1.0)
+JOB = SpeechJob("Hello.", "default", "default", "en-us", "wav", 1.0)
 AUDIO = np.ones(4, dtype=np.float32)
 
 

@@ -18,7 +18,9 @@ from deployments.storage import LocalStorage, StorageService, generation_key, sl
         ("../../etc/passwd", "etc_passwd"),
         ("a/b\\c", "a_b_c"),
         ("...", ""),
-        ("日本語", ""),
+        ("日本語", "ribenyu"),
+        ("Привет мир", "privet_mir"),
+        ("🎤", "microphone"),
         ("x" * 200, "x" * 64),
     ],
 )

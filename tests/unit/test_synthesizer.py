@@ -17,6 +17,9 @@ class FlakyEngine(Engine):
     def info(self) -> EngineInfo:
         raise NotImplementedError
 
+    def clone(self, pcm, rate):
+        raise NotImplementedError
+
     def synthesize(self, text, voice, language, speed, sampling=None):
         self.calls += 1
         if self.calls <= self.failures:

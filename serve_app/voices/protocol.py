@@ -1,0 +1,35 @@
+"""Schemas of the voice library API (`/v1/voices`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Voice(BaseModel):
+    id: str = Field(description="What to send as `voice` in POST /v1/tts.")
+    name: str
+    description: str
+    kind: Literal["preset", "cloned"]
+    engine: str
+    model: str
+    # False for a clone made by another engine or model than the one serving.
+    usable: bool = True
+    language: str | None = None
+    created_at: datetime | None = None
+    method: str | None = Field(None, description="How the voice was made, e.g. xtts-conditioning.")
+    reference_duration_s: float | None = Field(None, description="Seconds of reference speech used.")
+    sample: str | None = Field(None, description="Path of the sample's audio on this API.")
+    sample_path: str | None = Field(None, description="Key of the sample in the storage layout.")
+    sample_url: str | None = Field(None, description="Where storage keeps the sample.")
+
+
+class VoiceList(BaseModel):
+    engine: str
+    model: str
+    default_voice: str
+    default_language: str
+    voices: list[Voice]
+    languages: list[str]

@@ -1,0 +1,51 @@
+"""HTTP routes of the voice library; the logic lives in serving.py."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+
+from serve_app.voices.protocol import Voice, VoiceList
+from serve_app.voices.serving import VoicesServing
+
+router = APIRouter(tags=["voices"])
+
+
+def get_voices(request: Request) -> VoicesServing:
+    return request.app.state.voices
+
+
+@router.post("/v1/voices", status_code=201, response_model=Voice)
+async def create_voice(
+    file: UploadFile = File(description="Reference recording: WAV, MP3, OGG/Opus, FLAC or M4A."),
+    name: str = Form(description="Display name; the voice id is made from it."),
+    language: str | None = Form(None, description="Language the voice will speak; the default if absent."),
+    description: str = Form("", max_length=500),
+    overwrite: bool = Form(False, description="Replace an existing voice with the same id."),
+    voices: VoicesServing = Depends(get_voices),
+) -> Voice:
+    audio = await file.read()
+    return await voices.create(audio, name, language, description, overwrite)
+
+
+@router.get("/v1/voices", response_model=VoiceList)
+async def list_voices(voices: VoicesServing = Depends(get_voices)) -> VoiceList:
+    return await voices.list()
+
+
+@router.get("/v1/voices/{voice_id}", response_model=Voice)
+async def get_voice(voice_id: str, voices: VoicesServing = Depends(get_voices)) -> Voice:
+    return await voices.get(voice_id)
+
+
+@router.get(
+    "/v1/voices/{voice_id}/sample",
+    response_class=Response,
+    responses={200: {"content": {"audio/wav": {}}, "description": "The voice reading a short sample."}},
+)
+async def get_voice_sample(voice_id: str, voices: VoicesServing = Depends(get_voices)) -> Response:
+    return Response(await voices.sample(voice_id), media_type="audio/wav")
+
+
+@router.delete("/v1/voices/{voice_id}", response_model=Voice)
+async def delete_voice(voice_id: str, voices: VoicesServing = Depends(get_voices)) -> Voice:
+    return await voices.delete(voice_id)
