@@ -511,7 +511,6 @@ def test_slow_drip_hits_the_overall_deadline(server):
 
 def make_certificates(tmp_path, hostname):
     """A throwaway CA (PEM path) and a server context with a leaf for `hostname`."""
-    pytest.importorskip("cryptography")
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
