@@ -54,3 +54,41 @@ def test_sampling_out_of_bounds_is_a_422(xtts, sampling, field):
     response = xtts.post("/v1/tts", json={"text": "Hi.", "sampling": sampling})
     assert response.status_code == 422
     assert field in response.json()["error"]["message"]
+
+
+def test_clone_speak_and_manage_a_voice_on_xtts(xtts, client, xtts_service, service):
+    from deployments.engines.espeak import EspeakEngine
+    from tests.audio import wav_bytes
+
+    reading = "This is a recording of my speaking voice. I read a few plain sentences, slowly and clearly."
+    reference = wav_bytes(EspeakEngine().synthesize(reading, "bright", "en-us", 1.0), 22050)
+    created = xtts.post("/v1/voices", files={"file": ("me.wav", reference)}, data={"name": "Model Clone"})
+    assert created.status_code == 201, created.text
+    profile = created.json()
+    assert (profile["id"], profile["engine"], profile["method"]) == ("model_clone", "xtts", "xtts-conditioning")
+    assert profile["language"] == "en"
+
+    spoken = xtts.post("/v1/tts", json={"text": "Hello from the clone.", "voice": "model_clone"})
+    assert spoken.status_code == 200, spoken.text
+    pcm, rate = decode(spoken.content)
+    assert rate == 24000 and len(pcm) > 0.2 * rate
+    sample, rate = decode(xtts.get("/v1/voices/model_clone/sample").content)
+    assert rate == 24000 and len(sample) > 0.2 * rate
+    assert "model_clone" in {v["id"] for v in xtts.get("/v1/voices").json()["voices"]}
+
+    # The same profile in the eSpeak service's storage: listed as unusable, refused for speech.
+    for suffix in ("npy", "json"):
+        key = f"voice_profiles/voice_model_clone.{suffix}"
+        (service.storage_root / key).parent.mkdir(parents=True, exist_ok=True)
+        (service.storage_root / key).write_bytes((xtts_service.storage_root / key).read_bytes())
+    listed = {v["id"]: v for v in client.get("/v1/voices").json()["voices"]}
+    assert listed["model_clone"]["usable"] is False
+    refused = client.post("/v1/tts", json={"text": "Hi.", "voice": "model_clone"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "incompatible_voice"
+    assert "clone it again" in refused.json()["error"]["message"]
+
+    assert xtts.delete("/v1/voices/model_clone").status_code == 200
+    assert xtts.post("/v1/tts", json={"text": "Hi.", "voice": "model_clone"}).status_code == 422
+    # Any service can delete a profile, whichever engine made it.
+    assert client.delete("/v1/voices/model_clone").status_code == 200

@@ -94,3 +94,38 @@ def test_concurrent_calls_are_serialised(engine):
     for voice, (length, f0) in zip(voices, results):
         assert _close(length, expected[voice][0]), voice
         assert _close(f0, expected[voice][1], 0.05), voice
+
+
+READING = (
+    "This is a recording of my speaking voice. I read a few plain sentences, "
+    "slowly and clearly, so that the service can learn how I sound."
+)
+
+
+@pytest.mark.parametrize("preset, variant_kind", [("deep", "m"), ("soft", "f"), ("bright", "f")])
+def test_a_clone_matches_its_references_pitch(engine, preset, variant_kind):
+    reference = engine.synthesize(READING, preset, "en-us", 1.0)
+    clone = engine.clone(reference, 22050)
+    assert (clone.engine, clone.method) == ("espeak", "espeak-parametric")
+    assert clone.params["variant"].startswith(variant_kind)
+    assert 0 <= clone.params["pitch"] <= 100 and 0 <= clone.params["range"] <= 100
+    spoken = engine.synthesize(SENTENCE, clone, "en-us", 1.0)
+    assert median_f0(spoken, 22050) == pytest.approx(median_f0(reference, 22050), rel=0.15)
+
+
+def test_a_clone_follows_its_references_speaking_rate(engine):
+    slow = engine.clone(engine.synthesize(READING, "default", "en-us", 0.8), 22050)
+    fast = engine.clone(engine.synthesize(READING, "default", "en-us", 1.6), 22050)
+    assert fast.params["rate"] > 1.4 * slow.params["rate"]
+    slow_s = len(engine.synthesize(SENTENCE, slow, "en-us", 1.0))
+    fast_s = len(engine.synthesize(SENTENCE, fast, "en-us", 1.0))
+    assert fast_s < 0.75 * slow_s
+
+
+def test_a_clone_from_another_engine_is_refused(engine):
+    from deployments.engines import ClonedVoice
+    from serve_app.errors import IncompatibleVoiceError
+
+    foreign = ClonedVoice(engine="xtts", model="xtts_v2", method="xtts-conditioning")
+    with pytest.raises(IncompatibleVoiceError, match="clone it again"):
+        engine.synthesize(SENTENCE, foreign, "en-us", 1.0)

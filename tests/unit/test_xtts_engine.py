@@ -37,6 +37,30 @@ def test_conditioning_from_a_reference_clip(engine, reference_clip):
     assert tuple(conditioning.speaker_embedding.shape) == (1, 512, 1)
 
 
+def test_a_clone_is_the_conditioning_as_arrays_and_speaks(engine, reference_clip):
+    import dataclasses
+
+    from deployments.engines.xtts import read_reference
+    from serve_app.errors import IncompatibleVoiceError
+
+    pcm, rate = read_reference(reference_clip)
+    clone = engine.clone(pcm, rate)
+    assert (clone.engine, clone.model, clone.method) == ("xtts", engine.model_label, "xtts-conditioning")
+    assert clone.arrays["gpt_cond_latent"].shape == (1, 32, 32)
+    assert clone.arrays["speaker_embedding"].shape == (1, 512, 1)
+    # The same reference conditions the same way as the configured clip.
+    configured = engine.condition([(pcm, rate)])
+    np.testing.assert_allclose(clone.arrays["speaker_embedding"], configured.speaker_embedding.numpy(), atol=1e-5)
+    # Read-only, as arrays arrive from Ray's object store.
+    for array in clone.arrays.values():
+        array.flags.writeable = False
+    audio = engine.synthesize("Hello there.", clone, "en", 1.0)
+    assert audio.dtype == np.float32 and len(audio) > 0
+    other_model = dataclasses.replace(clone, model="xtts_v2")
+    with pytest.raises(IncompatibleVoiceError, match="xtts_v2"):
+        engine.synthesize("Hello there.", other_model, "en", 1.0)
+
+
 def test_synthesis_is_bounded_by_the_chunk_length(engine):
     text = "Hello world."
     pcm = engine.synthesize(text, "narrator", "en-us", 1.0)
