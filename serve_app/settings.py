@@ -104,6 +104,15 @@ class OutboundSettings(BaseModel):
     timeout_s: float = Field(10.0, gt=0)
     max_redirects: int = Field(3, ge=0, le=10)
 
+    @field_validator("allow")
+    @classmethod
+    def _parseable(cls, entries: list[str]) -> list[str]:
+        # A typo must fail when the config loads, not when a replica starts.
+        from deployments.safe_fetch import AllowList
+
+        AllowList.parse(entries)
+        return entries
+
 
 AudioFormatName = Literal["wav", "mp3", "opus", "flac", "pcm"]
 

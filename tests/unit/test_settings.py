@@ -55,3 +55,9 @@ def test_synthesizer_autoscaling_options_come_from_settings():
     assert options["autoscaling_config"]["max_replicas"] == 6
     assert options["ray_actor_options"]["num_gpus"] == 0.25
     assert options["max_ongoing_requests"] == 8
+
+
+def test_a_bad_outbound_allow_entry_fails_at_load():
+    with pytest.raises(ValidationError, match="10.0.0.0/33"):
+        Settings(outbound={"allow": ["127.0.0.1:8080", "10.0.0.0/33"]})
+    assert Settings(outbound={"allow": ["127.0.0.1:8080", "[::1]:9000"]}).outbound.allow[1] == "[::1]:9000"
