@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
-from ray.exceptions import RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -84,6 +84,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(cause, errors.VoiceGraphError):
             return error_response(request, cause)
         return await _unexpected(request, exc)
+
+    @app.exception_handler(RayActorError)
+    async def _replica_gone(request: Request, exc: RayActorError):
+        # Replicas kept dying under this request even after resends: an outage, not a bug.
+        logger.warning("request %s failed: replica died: %s", request_id(request), exc)
+        return error_response(
+            request, errors.ReplicaFaultError("a replica serving this request died; retry it shortly")
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from ray.exceptions import RayActorError
 
 from deployments.chunker import check_text
 from deployments.engines import EngineInfo, Sampling, Voice
@@ -150,7 +151,9 @@ class TTSServing:
             except asyncio.CancelledError:
                 response.cancel()
                 raise
-            except ReplicaFaultError as exc:
+            except (ReplicaFaultError, RayActorError) as exc:
+                # The replica is broken (it said so) or gone (killed, OOM, node
+                # lost): the chunk itself is fine, so another replica gets it.
                 faults += 1
                 if faults > options.replica_fault_retries:
                     raise

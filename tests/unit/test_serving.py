@@ -58,6 +58,14 @@ def test_a_chunk_hit_by_a_replica_fault_is_sent_again():
     assert tts._synthesizer.synthesize.calls == 3
 
 
+def test_a_chunk_whose_replica_died_is_sent_again():
+    from ray.exceptions import ActorDiedError, ActorUnavailableError
+
+    tts = serving([ActorDiedError(), ActorUnavailableError("unreachable", None), AUDIO])
+    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB)) is AUDIO
+    assert tts._synthesizer.synthesize.calls == 3
+
+
 def test_replica_faults_beyond_the_retries_fail_the_request():
     tts = serving([ReplicaFaultError("broken")] * 3, retries=2)
     with pytest.raises(ReplicaFaultError):

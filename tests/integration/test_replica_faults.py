@@ -1,0 +1,58 @@
+"""A Synthesizer replica dies mid-request: Serve replaces it and its chunks go to another replica."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from deployments.chunker import chunk_text
+from deployments.engines.espeak import EspeakEngine
+from tests.integration.test_tts_api import long_text
+
+pytestmark = pytest.mark.integration
+
+
+def synthesizer_replicas() -> set[str]:
+    import ray
+
+    return {
+        actor["name"]
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if "voicegraph#Synthesizer#" in actor["name"]
+    }
+
+
+def running_synthesizers() -> int:
+    from ray import serve
+
+    deployment = serve.status().applications["voicegraph"].deployments["Synthesizer"]
+    return deployment.replica_states.get("RUNNING", 0)
+
+
+def test_a_killed_replica_is_replaced_and_its_chunks_resent(client):
+    import ray
+
+    before = synthesizer_replicas()
+    assert len(before) == 2
+    victim = sorted(before)[0]
+    text = long_text(13_000)  # ~9 s on two replicas: both are busy when one dies
+    expected_chunks = chunk_text(text, EspeakEngine().info().chunk_chars_for("en-us"))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(client.post, "/v1/tts", json={"text": text, "save": True})
+        time.sleep(1.5)
+        assert not pending.done()
+        ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
+        response = pending.result()
+
+    assert response.status_code == 200, response.text
+    chunks = response.json()["chunks"]
+    assert [c["characters"] for c in chunks] == [len(c) for c in expected_chunks]
+    assert all(c["duration_s"] > 0.3 for c in chunks)
+
+    # Serve notices the death, starts a new replica in its place, and is back to two.
+    deadline = time.monotonic() + 90
+    while not (len(synthesizer_replicas() - before) == 1 and running_synthesizers() == 2):
+        assert time.monotonic() < deadline, "Serve did not replace the killed replica"
+        time.sleep(0.5)
+    assert victim not in synthesizer_replicas()
