@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -114,6 +114,68 @@ class OutboundSettings(BaseModel):
         return entries
 
 
+class FirebaseSettings(BaseModel):
+    """Firebase Storage, used when `storage_backend` is "firebase"."""
+
+    bucket: str | None = None  # e.g. "my-project.appspot.com"
+    project_id: str | None = None
+    # A service-account JSON file; None: application default credentials
+    # (GOOGLE_APPLICATION_CREDENTIALS, the GKE/GCE metadata server), or
+    # anonymous credentials when an emulator is set.
+    credentials_file: Path | None = None
+    # "127.0.0.1:9199": a GCS-protocol emulator (gcp-storage-emulator); the
+    # STORAGE_EMULATOR_HOST environment variable works too.
+    emulator_host: str | None = None
+    # What clients get: a signed URL (private bucket; needs a signing key, such
+    # as a service-account file) or the object's public URL (public bucket).
+    url_mode: Literal["signed", "public"] = "signed"
+    signed_url_ttl_s: int = Field(7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
+    # One bucket request; the client's own retries stop at retry_deadline_s.
+    timeout_s: float = Field(10.0, gt=0)
+    retry_deadline_s: float = Field(20.0, gt=0)
+    # Recently written and read files kept on local disk, least recently used
+    # evicted first. Uploads still pending are kept apart and never evicted.
+    cache_max_bytes: int = Field(512 * 1024 * 1024, ge=0)
+
+
+class JobSettings(BaseModel):
+    """Async jobs (POST /v1/tts/jobs)."""
+
+    # Jobs one ingress replica synthesizes at once; the rest wait queued.
+    max_running_per_replica: int = Field(4, ge=1)
+    # A running job whose runner has not reported for lease_s is taken over by
+    # another runner (its replica died); heartbeats come every heartbeat_s.
+    lease_s: float = Field(60.0, gt=0)
+    heartbeat_s: float = Field(5.0, gt=0)
+    # Runs of one job (the first and any takeovers) before it is failed.
+    max_attempts: int = Field(3, ge=1, le=20)
+    # How often each ingress replica looks for queued or orphaned jobs.
+    poll_interval_s: float = Field(1.0, gt=0)
+    # Retry window for reaching the StorageActor while it restarts.
+    storage_retry_s: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> JobSettings:
+        if self.heartbeat_s * 2 > self.lease_s:
+            raise ValueError("jobs.heartbeat_s must be at most half of jobs.lease_s")
+        return self
+
+
+class CallbackSettings(BaseModel):
+    """Success and error callbacks of jobs, delivered from a durable outbox."""
+
+    # HMAC-SHA256 key for the signature header; without one, callbacks are unsigned.
+    secret: SecretStr | None = None
+    timeout_s: float = Field(10.0, gt=0)
+    # Exponential backoff with jitter between attempts, up to max_backoff_s.
+    initial_backoff_s: float = Field(1.0, gt=0)
+    max_backoff_s: float = Field(300.0, gt=0)
+    # A callback not delivered within this long is given up and marked expired.
+    expire_after_s: float = Field(3 * 24 * 3600.0, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+    max_in_flight: int = Field(16, ge=1)
+
+
 AudioFormatName = Literal["wav", "mp3", "opus", "flac", "pcm"]
 
 
@@ -153,8 +215,13 @@ class Settings(BaseSettings):
     mp3_bitrate: str = "128k"
     opus_bitrate: str = "48k"
 
-    # Storage
+    # Storage. With "firebase", storage_root still holds the local cache, the
+    # uploads not yet done and the job database: give it a persistent volume.
     storage_root: Path = Path("./data")
+    storage_backend: Literal["local", "firebase"] = "local"
+    firebase: FirebaseSettings = FirebaseSettings()
+    jobs: JobSettings = JobSettings()
+    callbacks: CallbackSettings = CallbackSettings()
 
     voices: VoiceSettings = VoiceSettings()
     outbound: OutboundSettings = OutboundSettings()
@@ -163,6 +230,7 @@ class Settings(BaseSettings):
     ingress: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=200)
     chunker: ReplicaSettings = ReplicaSettings(num_cpus=0.1, max_ongoing_requests=200)
     stitcher: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=32)
+    # One replica: it owns the job database and the upload and callback outboxes.
     storage: ReplicaSettings = ReplicaSettings(num_cpus=0.1, max_ongoing_requests=64)
     cloner: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=8)
     # One replica: its profile cache is the only one, so a delete or an
@@ -176,6 +244,12 @@ class Settings(BaseSettings):
 
     # Seconds the ingress waits for one request's whole graph before giving up.
     request_timeout_s: float = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _firebase_has_bucket(self) -> Settings:
+        if self.storage_backend == "firebase" and not self.firebase.bucket:
+            raise ValueError("storage_backend firebase needs firebase.bucket (VG_FIREBASE__BUCKET)")
+        return self
 
     @field_validator("max_speed")
     @classmethod
