@@ -1,4 +1,4 @@
-"""HTTP(S) GET for URLs that users hand us (voice_url, callbacks), safe from SSRF.
+"""HTTP(S) GET and POST for URLs that users hand us (voice_url, callbacks), safe from SSRF.
 
 A user-supplied URL must not become a way to reach what only the service can
 reach: loopback, the private network, cloud metadata endpoints. So every
@@ -47,6 +47,11 @@ _REFUSED_KINDS = (
 # byte just inside the read timeout would never time out. The whole download
 # gets this many times timeout_s.
 _DEADLINE_FACTOR = 3
+
+# What a POST reads of the answer before hanging up. Only the status matters,
+# but reading a little lets a receiver finish writing instead of seeing a
+# reset; the cap stops one from streaming at us forever.
+_POST_ANSWER_CAP = 64 * 1024
 
 
 def _unmap(address: IPAddress) -> IPAddress:
@@ -123,6 +128,11 @@ class ResolvedUrl:
 
 
 @dataclass(frozen=True)
+class PostResult:
+    status: int  # any HTTP status, 3xx included: post follows no redirect
+
+
+@dataclass(frozen=True)
 class FetchedResource:
     status: int  # 2xx, or 304 when a conditional request was not modified
     content: bytes  # b"" on 304
@@ -186,9 +196,23 @@ def _check_deadline(deadline: float, url: str, timeout_s: float) -> None:
         )
 
 
+def _client(timeout_s: float) -> httpx.Client:
+    # trust_env=False: an HTTP(S)_PROXY from the environment would let the proxy,
+    # not check_url, decide where to connect. The transport still honours
+    # SSL_CERT_FILE / SSL_CERT_DIR. No keep-alive: connections are keyed by IP
+    # and port, and one verified for one host name must not carry another's request.
+    transport = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+    return httpx.Client(transport=transport, trust_env=False, timeout=httpx.Timeout(timeout_s))
+
+
 @contextmanager
 def _open(
-    client: httpx.Client, target: ResolvedUrl, headers: dict[str, str], timeout_s: float
+    client: httpx.Client,
+    method: str,
+    target: ResolvedUrl,
+    headers: dict[str, str],
+    timeout_s: float,
+    content: bytes | None = None,
 ) -> Iterator[httpx.Response]:
     original = httpx.URL(target.url)
     headers = {**headers, "Host": original.netloc.decode("ascii")}
@@ -196,9 +220,10 @@ def _open(
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     try:
         with client.stream(
-            "GET",
+            method,
             original.copy_with(host=str(target.address)),
             headers=headers,
+            content=content,
             extensions=extensions,
         ) as response:
             yield response
@@ -207,7 +232,8 @@ def _open(
             f"{_display(original)} did not respond within {timeout_s:g} s"
         ) from None
     except httpx.HTTPError as exc:
-        raise UrlUnreachableError(f"could not fetch {_display(original)}: {exc}") from None
+        action = "fetch" if method == "GET" else f"{method} to"
+        raise UrlUnreachableError(f"could not {action} {_display(original)}: {exc}") from None
 
 
 def _read_capped(
@@ -288,18 +314,11 @@ def fetch(
     if last_modified:
         headers["If-Modified-Since"] = last_modified
 
-    # trust_env=False: an HTTP(S)_PROXY from the environment would let the proxy,
-    # not check_url, decide where to connect. The transport still honours
-    # SSL_CERT_FILE / SSL_CERT_DIR. No keep-alive: connections are keyed by IP
-    # and port, and one verified for one host name must not carry another's request.
-    transport = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
-    with httpx.Client(
-        transport=transport, trust_env=False, timeout=httpx.Timeout(timeout_s)
-    ) as client:
+    with _client(timeout_s) as client:
         for _ in range(max_redirects + 1):
             _check_deadline(deadline, url, timeout_s)
             target = check_url(url, allow, resolve)
-            with _open(client, target, headers, timeout_s) as response:
+            with _open(client, "GET", target, headers, timeout_s) as response:
                 if not response.has_redirect_location:
                     return _result(
                         response, target, etag, last_modified, max_bytes, deadline, timeout_s
@@ -315,3 +334,37 @@ def fetch(
         f"{_display(requested)} redirected more than {max_redirects} times"
     )
 
+
+def post(
+    url: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    allow: AllowList,
+    timeout_s: float,
+    resolve: Resolver = socket.getaddrinfo,
+) -> PostResult:
+    """POST `body` to `url` (a webhook), checked with check_url like fetch.
+
+    Returns the status of any HTTP answer; the answer's body is read up to a
+    cap (or the overall deadline) and dropped. Redirects are not followed: the caller retries a POST
+    that was not answered 2xx, and a receiver that redirects could point that
+    signed body anywhere (and 301/302 turn a POST into a GET on the way), so
+    a 3xx is an answer to report, not a place to go. Raises UrlRefusedError or
+    UrlUnreachableError (DNS, connection, timeout).
+    """
+    deadline = time.monotonic() + timeout_s * _DEADLINE_FACTOR
+    target = check_url(url, allow, resolve)
+    with _client(timeout_s) as client, _open(
+        client, "POST", target, headers, timeout_s, content=body
+    ) as response:
+        read = 0
+        try:
+            # Raw: decompressing an answer nobody reads could only cost memory.
+            for chunk in response.iter_raw():
+                read += len(chunk)
+                if read >= _POST_ANSWER_CAP or time.monotonic() > deadline:
+                    break
+        except httpx.HTTPError:
+            pass  # the status has arrived; an answer cut short does not change it
+        return PostResult(response.status_code)

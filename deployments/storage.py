@@ -12,6 +12,8 @@ Two writes in the same second get `_2`, `_3`, … before the extension.
 from __future__ import annotations
 
 import asyncio
+import logging
+import mimetypes
 import os
 import re
 import tempfile
@@ -19,12 +21,23 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anyascii import anyascii
+
 from ray import serve
 
+from deployments.callbacks import backoff_s
+from deployments.file_cache import FileCache
+from deployments.jobs import JobRecord, JobResult, JobStore, NewJob, PendingUpload
+from deployments.stitcher import StitchedAudio, audio_format
 from serve_app.errors import NotFoundError, StorageError
 from serve_app.settings import Settings
+
+if TYPE_CHECKING:
+    from deployments.firebase_storage import FirebaseStorage
+
+logger = logging.getLogger("ray.serve")
 
 _SLUG_UNSAFE = re.compile(r"[^a-z0-9]+")
 MAX_SLUG_CHARS = 64
@@ -76,6 +89,8 @@ class StoredObject:
     url: str
     size_bytes: int
     content_type: str
+    # Kept locally, waiting for the bucket: `url` works once it is uploaded.
+    upload_pending: bool = False
 
 
 class LocalStorage:
@@ -91,10 +106,11 @@ class LocalStorage:
             raise ValueError(f"key {key!r} escapes the storage root")
         return path
 
+    def url(self, key: str) -> str:
+        return self._path(key).as_uri()
+
     def _stored(self, key: str, data: bytes, content_type: str) -> StoredObject:
-        return StoredObject(
-            key=key, url=self._path(key).as_uri(), size_bytes=len(data), content_type=content_type
-        )
+        return StoredObject(key=key, url=self.url(key), size_bytes=len(data), content_type=content_type)
 
     def _staged(self, key: str, data: bytes) -> str:
         """`data` in a synced temp file beside `key`'s final place: published
@@ -171,44 +187,159 @@ def _storage_error(action: str, exc: OSError) -> StorageError:
 
 
 class StorageService:
-    """Ray-free storage operations the graph needs; OS errors become StorageError."""
+    """Ray-free storage operations the graph needs; OS errors become StorageError.
 
-    def __init__(self, backend: LocalStorage):
+    With a remote bucket, two local folders stand in front of it: `spool`
+    holds generated audio until the bucket has it (durable, never evicted; the
+    uploads table in `jobs` lists it), and `cache` keeps recently written and
+    read files so that reading them again needs no round trip.
+    """
+
+    def __init__(
+        self,
+        backend: LocalStorage | FirebaseStorage,
+        jobs: JobStore | None = None,
+        spool: LocalStorage | None = None,
+        cache: FileCache | None = None,
+        upload_backoff_s: tuple[float, float] = (1.0, 60.0),
+    ):
         self.backend = backend
+        self.upload_backoff_s = upload_backoff_s  # (first retry, longest wait)
+        self.jobs = jobs
+        self.spool = spool
+        self.cache = cache
+        if spool is not None:
+            self._adopt_orphans()
 
-    def save_generation(self, audio: bytes, voice: str, extension: str, content_type: str) -> StoredObject:
+    def _adopt_orphans(self) -> None:
+        # A file spooled just before a crash, before its upload was recorded:
+        # upload it rather than lose it.
+        listed = set(self.jobs.pending_upload_keys())
+        for path in self.spool.root.rglob("*"):
+            key = path.relative_to(self.spool.root).as_posix()
+            if path.is_file() and not path.name.startswith(".tmp-") and key not in listed:
+                content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                self.jobs.add_upload(key, content_type, None)
+
+    def _store_generation(self, audio: StitchedAudio, voice: str) -> StoredObject:
+        # With a bucket, the spool first: the audio is safe on disk before the
+        # bucket is even tried.
+        key = generation_key(voice, audio_format(audio.format).extension)
         try:
-            return self.backend.write_new(generation_key(voice, extension), audio, content_type)
+            stored = (self.spool or self.backend).write_new(key, audio.data, audio.content_type)
         except OSError as exc:
             raise _storage_error("store the generated audio", exc) from exc
+        if self.spool is None:
+            return stored
+        return StoredObject(
+            key=stored.key,
+            url=self.backend.url(stored.key),
+            size_bytes=stored.size_bytes,
+            content_type=stored.content_type,
+            upload_pending=True,
+        )
+
+    def save_generation(self, audio: StitchedAudio, voice: str) -> StoredObject:
+        """Store generated audio. With a bucket, it is uploaded at once if the
+        bucket answers; if not, `upload_pending` is set, the file stays in the
+        spool, and the upload outbox retries it until the bucket has it."""
+        stored = self._store_generation(audio, voice)
+        if not stored.upload_pending:
+            return stored
+        self.jobs.add_upload(stored.key, stored.content_type, None)
+        return self.upload(PendingUpload(stored.key, stored.content_type, None, 0)) or stored
+
+    def complete_job(self, job_id: str, audio: StitchedAudio, voice: str) -> JobRecord | None:
+        """A runner finished a job's audio. Idempotent: once one runner has
+        reported, a retried or second report changes nothing."""
+        record = self.jobs.get(job_id)
+        if record is None or record.status != "running" or record.stage != "synthesizing":
+            return record
+        stored = self._store_generation(audio, voice)
+        result = JobResult(
+            path=stored.key,
+            url=stored.url,
+            format=audio.format,
+            content_type=audio.content_type,
+            size_bytes=stored.size_bytes,
+            duration_s=audio.duration_s,
+            sample_rate=audio.sample_rate,
+        )
+        upload = stored.content_type if stored.upload_pending else None
+        self.jobs.audio_ready(job_id, result, upload)
+        if upload:
+            self.upload(PendingUpload(stored.key, stored.content_type, job_id, 0))
+        return self.jobs.get(job_id)
+
+    def upload(self, pending: PendingUpload) -> StoredObject | None:
+        """Move one spooled file to the bucket; None (and a retry scheduled,
+        with backoff) when the bucket is unreachable."""
+        try:
+            data = self.spool.get(pending.key)
+        except FileNotFoundError:
+            return None  # the outbox and complete_job raced; the other one uploaded it
+        try:
+            stored = self.backend.write_new(pending.key, data, pending.content_type)
+        except OSError as exc:
+            retry_in = backoff_s(pending.attempts + 1, *self.upload_backoff_s)
+            self.jobs.upload_failed(pending.key, str(exc), retry_in)
+            logger.warning("upload of %s failed (%s); retrying in %.1f s", pending.key, exc, retry_in)
+            return None
+        self._remember(stored.key, data)
+        self.jobs.upload_done(pending.key, stored.key, stored.url)
+        self.spool.delete(pending.key)
+        return stored
 
     def write_new(self, key: str, data: bytes, content_type: str) -> StoredObject:
         try:
-            return self.backend.write_new(key, data, content_type)
+            stored = self.backend.write_new(key, data, content_type)
         except OSError as exc:
             raise _storage_error(f"store {key}", exc) from exc
+        self._remember(stored.key, data)
+        return stored
 
     def put(self, key: str, data: bytes, content_type: str, create_only: bool = False) -> StoredObject:
         """FileExistsError is not a fault: callers turn it into a 409."""
         try:
-            return self.backend.put(key, data, content_type, create_only)
+            stored = self.backend.put(key, data, content_type, create_only)
         except FileExistsError:
             raise
         except OSError as exc:
             raise _storage_error(f"store {key}", exc) from exc
+        self._remember(key, data)
+        return stored
+
+    def _remember(self, key: str, data: bytes) -> None:
+        if self.cache is not None:
+            self.cache.put(key, data)
 
     def get(self, key: str) -> bytes:
+        if self.spool is not None and self.spool.exists(key):
+            return self.spool.get(key)
+        if self.cache is not None and (data := self.cache.get(key)) is not None:
+            return data
         try:
-            return self.backend.get(key)
+            data = self.backend.get(key)
         except FileNotFoundError:
             raise NotFoundError(f"nothing is stored at {key}") from None
         except OSError as exc:
             raise _storage_error(f"read {key}", exc) from exc
+        self._remember(key, data)
+        return data
 
     def exists(self, key: str) -> bool:
-        return self.backend.exists(key)
+        if (self.spool is not None and self.spool.exists(key)) or (
+            self.cache is not None and key in self.cache
+        ):
+            return True
+        try:
+            return self.backend.exists(key)
+        except OSError as exc:
+            raise _storage_error(f"look up {key}", exc) from exc
 
     def delete(self, key: str) -> bool:
+        if self.cache is not None:
+            self.cache.discard(key)
         try:
             return self.backend.delete(key)
         except OSError as exc:
@@ -216,22 +347,74 @@ class StorageService:
 
     def list(self, prefix: str) -> list[str]:
         try:
-            return self.backend.list(prefix)
+            keys = set(self.backend.list(prefix))
         except OSError as exc:
             raise _storage_error(f"list {prefix}", exc) from exc
+        if self.spool is not None:
+            keys.update(self.spool.list(prefix))
+        return sorted(keys)
+
+
+def open_storage(settings: Settings) -> StorageService:
+    """The StorageService `settings` describe, with the job database beside it."""
+    root = Path(settings.storage_root)
+    jobs = JobStore(root / "jobs.sqlite3", callback_expiry_s=settings.callbacks.expire_after_s)
+    if settings.storage_backend == "local":
+        return StorageService(LocalStorage(root), jobs)
+    # Imported here: a local deployment never loads the Google client libraries.
+    from deployments.firebase_storage import FirebaseStorage, open_bucket
+
+    firebase = settings.firebase
+    bucket = FirebaseStorage(
+        open_bucket(firebase),
+        url_mode=firebase.url_mode,
+        signed_url_ttl_s=firebase.signed_url_ttl_s,
+        timeout_s=firebase.timeout_s,
+        retry_deadline_s=firebase.retry_deadline_s,
+    )
+    return StorageService(
+        bucket,
+        jobs,
+        spool=LocalStorage(root / "pending_uploads"),
+        cache=FileCache(root / "cache", firebase.cache_max_bytes),
+        upload_backoff_s=(firebase.upload_retry_initial_s, firebase.upload_retry_max_s),
+    )
 
 
 @serve.deployment(name="StorageActor")
 class StorageActor:
-    def __init__(self, settings: Settings):
-        self._storage = StorageService(LocalStorage(settings.storage_root))
+    """Storage, the job database and the outboxes. One replica: it is the
+    only writer of the database and the only one draining the outboxes."""
 
-    async def save_generation(
-        self, audio: bytes, voice: str, extension: str, content_type: str
-    ) -> StoredObject:
-        return await asyncio.to_thread(
-            self._storage.save_generation, audio, voice, extension, content_type
-        )
+    async def __init__(self, settings: Settings):
+        # Imported here: outbox needs this module's StorageService.
+        from deployments.outbox import Outbox
+
+        self._settings = settings
+        self._storage = await asyncio.to_thread(open_storage, settings)
+        self._jobs = self._storage.jobs
+        self._outbox = Outbox(self._storage, settings)
+        # Runs for the replica's life: after a restart it picks up whatever
+        # the previous replica left in the outboxes.
+        self._drain_task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        interval = min(self._settings.callbacks.poll_interval_s, self._settings.jobs.poll_interval_s)
+        while True:
+            try:
+                await self._outbox.tick()
+            except Exception:
+                logger.exception("outbox pass failed; trying again")
+            await asyncio.sleep(interval)
+
+    async def check_health(self) -> None:
+        if self._drain_task.done():
+            raise RuntimeError("the outbox loop stopped")
+
+    # Files
+
+    async def save_generation(self, audio: StitchedAudio, voice: str) -> StoredObject:
+        return await asyncio.to_thread(self._storage.save_generation, audio, voice)
 
     async def write_new(self, key: str, data: bytes, content_type: str) -> StoredObject:
         return await asyncio.to_thread(self._storage.write_new, key, data, content_type)
@@ -252,3 +435,35 @@ class StorageActor:
 
     async def list(self, prefix: str) -> list[str]:
         return await asyncio.to_thread(self._storage.list, prefix)
+
+    # Jobs
+
+    async def create_job(self, job: NewJob) -> JobRecord:
+        return await asyncio.to_thread(self._jobs.create, job)
+
+    async def get_job(self, job_id: str) -> JobRecord:
+        record = await asyncio.to_thread(self._jobs.get, job_id)
+        if record is None:
+            raise NotFoundError(f"job {job_id!r} does not exist")
+        return record
+
+    async def claim_job(self, owner: str, job_id: str | None = None) -> JobRecord | None:
+        options = self._settings.jobs
+        return await asyncio.to_thread(
+            self._jobs.claim, owner, options.lease_s, options.max_attempts, job_id
+        )
+
+    async def heartbeat_job(
+        self, job_id: str, owner: str, chunks_done: int, chunks_total: int | None
+    ) -> bool:
+        return await asyncio.to_thread(
+            self._jobs.heartbeat, job_id, owner, self._settings.jobs.lease_s, chunks_done, chunks_total
+        )
+
+    async def complete_job(self, job_id: str, audio: StitchedAudio, voice: str) -> JobRecord | None:
+        return await asyncio.to_thread(self._storage.complete_job, job_id, audio, voice)
+
+    async def fail_job(
+        self, job_id: str, code: str, message: str, owner: str | None = None
+    ) -> JobRecord | None:
+        return await asyncio.to_thread(self._jobs.fail, job_id, code, message, None, owner)

@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serve_app import errors
 from serve_app.health import router as health_router
+from serve_app.jobs.router import router as jobs_router
+from serve_app.jobs.serving import JobsServing
 from serve_app.request_ids import request_id
 from serve_app.settings import Settings
 from serve_app.tts.router import router as tts_router
@@ -172,7 +174,7 @@ class BodySizeLimit:
         return await self.app(scope, counting_receive, send)
 
 
-def build_http_app(tts: TTSServing, voices: VoicesServing) -> FastAPI:
+def build_http_app(tts: TTSServing, voices: VoicesServing, jobs: JobsServing) -> FastAPI:
     app = FastAPI(
         title="voicegraph",
         version=version_info()["app_version"],
@@ -181,6 +183,7 @@ def build_http_app(tts: TTSServing, voices: VoicesServing) -> FastAPI:
     )
     app.state.tts = tts
     app.state.voices = voices
+    app.state.jobs = jobs
     _install_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,
@@ -188,6 +191,7 @@ def build_http_app(tts: TTSServing, voices: VoicesServing) -> FastAPI:
         max_upload_bytes=tts.settings.voices.max_upload_bytes,
     )
     app.include_router(tts_router)
+    app.include_router(jobs_router)
     app.include_router(voices_router)
     app.include_router(health_router)
     return app
@@ -201,8 +205,13 @@ class Ingress:
     ):
         self._tts = TTSServing(settings, chunker, synthesizer, stitcher, storage, profiles)
         self._voices = VoicesServing(self._tts, cloner, profiles)
+        self._jobs = JobsServing(self._tts, storage, str(serve.get_replica_context().replica_id))
         # Ask the engine what it offers now, not on the first user request.
         await self._tts.engine_info()
+        self._jobs.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_http_app(self._tts, self._voices)
+        return build_http_app(self._tts, self._voices, self._jobs)
+
+    def __del__(self):
+        self._jobs.stop()

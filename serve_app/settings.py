@@ -136,6 +136,10 @@ class FirebaseSettings(BaseModel):
     # Recently written and read files kept on local disk, least recently used
     # evicted first. Uploads still pending are kept apart and never evicted.
     cache_max_bytes: int = Field(512 * 1024 * 1024, ge=0)
+    # Uploads that failed (bucket down) are retried with backoff, forever:
+    # the audio is the user's data.
+    upload_retry_initial_s: float = Field(1.0, gt=0)
+    upload_retry_max_s: float = Field(60.0, gt=0)
 
 
 class JobSettings(BaseModel):
@@ -153,6 +157,9 @@ class JobSettings(BaseModel):
     poll_interval_s: float = Field(1.0, gt=0)
     # Retry window for reaching the StorageActor while it restarts.
     storage_retry_s: float = Field(60.0, gt=0)
+    # Caller data echoed in callbacks: metadata as JSON, and story_id/user_id.
+    max_metadata_bytes: int = Field(16_384, ge=0)
+    max_id_chars: int = Field(256, ge=1)
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> JobSettings:

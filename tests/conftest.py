@@ -38,3 +38,16 @@ def tiny_xtts_settings(model_dir, reference_clip, **overrides):
 
     xtts = {"voice_clips": {"narrator": [str(reference_clip)]}, "tokens_per_char": 0.5, "min_new_tokens": 8}
     return Settings(engine="xtts", model_dir=model_dir, xtts=xtts, **overrides)
+
+
+@pytest.fixture
+def gcs_emulator(tmp_path):
+    """A started gcp-storage-emulator with the bucket "voicegraph-test", on disk under tmp_path."""
+    from tests.gcs_emulator import GcsEmulator
+
+    emulator = GcsEmulator(tmp_path / "gcs", port=free_port(), bucket="voicegraph-test")
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

@@ -21,7 +21,9 @@ class SamplingParams(BaseModel):
     length_penalty: float | None = Field(None, ge=-10, le=10)
 
 
-class TTSRequest(BaseModel):
+class SpeechParams(BaseModel):
+    """What to say and how: shared by /v1/tts and async jobs."""
+
     # Unknown fields are refused so a typo ("voise") is an error, not a silent default.
     model_config = ConfigDict(extra="forbid")
 
@@ -41,8 +43,11 @@ class TTSRequest(BaseModel):
         examples=list(get_args(AudioFormatName)),
     )
     speed: float = Field(1.0, description="Speaking rate multiplier.")
-    save: bool = Field(False, description="Store the file and return its location as JSON.")
     sampling: SamplingParams | None = None
+
+
+class TTSRequest(SpeechParams):
+    save: bool = Field(False, description="Store the file and return its location as JSON.")
 
 
 class ChunkInfo(BaseModel):
@@ -55,6 +60,11 @@ class SavedSpeech(BaseModel):
     request_id: str
     path: str = Field(description="Key in the storage layout, e.g. tts_generations/….wav")
     url: str
+    upload_pending: bool = Field(
+        False,
+        description="True while the file waits in local storage for the bucket to come back; "
+        "the url works once it is uploaded.",
+    )
     format: str
     content_type: str
     size_bytes: int

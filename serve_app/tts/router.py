@@ -57,6 +57,7 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
         request_id=request_id(request),
         path=stored.key,
         url=stored.url,
+        upload_pending=stored.upload_pending,
         format=audio.format,
         content_type=audio.content_type,
         size_bytes=stored.size_bytes,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,9 +29,13 @@ from serve_app.errors import (
     UpstreamTimeoutError,
 )
 from serve_app.settings import Settings
-from serve_app.tts.protocol import TTSRequest
+from serve_app.tts.protocol import SpeechParams
 
 logger = logging.getLogger("ray.serve")
+
+
+# Called with (chunks done, chunks in all) as a request's chunks finish.
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class TTSServing:
     def default_language(self, info: EngineInfo) -> str:
         return self.settings.default_language or info.default_language
 
-    async def validate(self, request: TTSRequest) -> SpeechJob:
+    async def validate(self, request: SpeechParams) -> SpeechJob:
         settings = self.settings
         info = await self.engine_info()
         format_name = audio_format(request.format or settings.default_format).name
@@ -114,19 +119,31 @@ class TTSServing:
     def _language(self, requested: str | None, info: EngineInfo) -> str:
         return resolve_language(requested or self.default_language(info), info.languages, info.engine)
 
-    async def synthesize(self, job: SpeechJob) -> Speech:
+    async def synthesize(self, job: SpeechJob, progress: Progress | None = None) -> Speech:
         try:
-            return await asyncio.wait_for(self._run_graph(job), self.settings.request_timeout_s)
+            return await asyncio.wait_for(self._run_graph(job, progress), self.settings.request_timeout_s)
         except TimeoutError:
             raise UpstreamTimeoutError(
                 f"synthesis did not finish within {self.settings.request_timeout_s:g} s"
             ) from None
 
-    async def _run_graph(self, job: SpeechJob) -> Speech:
+    async def _run_graph(self, job: SpeechJob, progress: Progress | None) -> Speech:
         info = await self.engine_info()
         max_chars = self.settings.chunk_chars or info.chunk_chars_for(job.language)
         chunks: list[str] = await self._chunker.chunk.remote(job.text, max_chars, job.language)
-        tasks = [asyncio.ensure_future(self._synthesize_chunk(chunk, job)) for chunk in chunks]
+        done = 0
+
+        async def counted(chunk: str) -> np.ndarray:
+            nonlocal done
+            pcm = await self._synthesize_chunk(chunk, job)
+            done += 1
+            if progress is not None:
+                progress(done, len(chunks))
+            return pcm
+
+        if progress is not None:
+            progress(0, len(chunks))
+        tasks = [asyncio.ensure_future(counted(chunk)) for chunk in chunks]
         try:
             parts: list[np.ndarray] = await asyncio.gather(*tasks)
         except BaseException:
@@ -161,7 +178,4 @@ class TTSServing:
                 await asyncio.sleep(options.replica_fault_backoff_s)
 
     async def save(self, speech: Speech) -> StoredObject:
-        fmt = audio_format(speech.audio.format)
-        return await self._storage.save_generation.remote(
-            speech.audio.data, speech.job.voice_id, fmt.extension, speech.audio.content_type
-        )
+        return await self._storage.save_generation.remote(speech.audio, speech.job.voice_id)

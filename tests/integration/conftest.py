@@ -27,11 +27,15 @@ class ReferenceServer:
     url: str
     port: int
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # path → (body, etag)
+    # path → requests answered before it disappears (404), like a link that expires
+    lifetimes: dict[str, int] = field(default_factory=dict)
     full_downloads: int = 0
     not_modified: int = 0
 
-    def publish(self, path: str, body: bytes, etag: str) -> str:
+    def publish(self, path: str, body: bytes, etag: str, requests: int | None = None) -> str:
         self.files[path] = (body, etag)
+        if requests is not None:
+            self.lifetimes[path] = requests
         return self.url + path
 
 
@@ -42,6 +46,10 @@ def _reference_handler(server: ReferenceServer):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             entry = server.files.get(self.path)
+            if self.path in server.lifetimes:
+                server.lifetimes[self.path] -= 1
+                if server.lifetimes[self.path] < 0:
+                    entry = None
             if entry is None:
                 self.send_error(404)
                 return
@@ -79,8 +87,20 @@ def reference_server():
     httpd.server_close()
 
 
+CALLBACK_SECRET = "integration-test-secret"
+
+
 @pytest.fixture(scope="session")
-def service(tmp_path_factory, reference_server) -> Service:
+def receiver():
+    """The customer's app: a real HTTP server receiving job callbacks."""
+    from tests.callback_receiver import CallbackReceiver
+
+    with CallbackReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory, reference_server, receiver) -> Service:
     import ray
     from ray import serve
 
@@ -90,14 +110,17 @@ def service(tmp_path_factory, reference_server) -> Service:
         storage_root=tmp_path_factory.mktemp("storage"),
         # Two replicas from the start, so every long text is fanned out across both.
         synthesizer={"min_replicas": 2, "max_replicas": 2},
-        # Loopback is refused for voice_url unless allow-listed: only this port is.
-        outbound={"allow": [f"127.0.0.1:{reference_server.port}"]},
+        # Loopback is refused for outbound URLs unless allow-listed: only these ports are.
+        outbound={"allow": [f"127.0.0.1:{reference_server.port}", f"127.0.0.1:{receiver.port}"]},
+        # Short leases and quick retries, so takeovers and redeliveries happen within a test.
+        jobs={"lease_s": 3, "heartbeat_s": 0.3, "poll_interval_s": 0.3, "storage_retry_s": 60},
+        callbacks={"secret": CALLBACK_SECRET, "initial_backoff_s": 0.2, "max_backoff_s": 1.0, "poll_interval_s": 0.2},
         # Small, so the over-limit upload test sends little.
         voices={"max_upload_bytes": 2_000_000},
     )
     port = free_port()
     # Logical CPUs: the graph's fractional requests fit even on a 2-core machine.
-    ray.init(address="local", num_cpus=4, include_dashboard=False, namespace="serve", log_to_driver=False)
+    ray.init(address="local", num_cpus=6, include_dashboard=False, namespace="serve", log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app(settings), name="voicegraph", route_prefix="/")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from deployments.safe_fetch import AllowList, check_url, fetch
+from deployments.safe_fetch import AllowList, PostResult, check_url, fetch, post
 from serve_app.errors import PayloadTooLargeError, UrlRefusedError, UrlUnreachableError
 from tests.conftest import free_port
 
@@ -61,6 +61,7 @@ class State:
     def __init__(self):
         self.full_bodies = 0
         self.hosts: list[str] = []
+        self.posted: list[bytes] = []
         self.written: queue.Queue[int] = queue.Queue()  # bytes sent before the client hung up
         self.release = threading.Event()  # lets stalled handlers end at teardown
 
@@ -97,6 +98,11 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(int(path.removeprefix("/status/")), b"")
         else:
             self.reply(404, b"not found")
+
+    def do_POST(self):
+        # Same routes as GET; the body is kept to check what arrived.
+        self.state.posted.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.do_GET()
 
     def reply(self, status, body, headers=()):
         self.send_response(status)
@@ -149,7 +155,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def slow(self):
         self.state.release.wait(5)
-        self.reply(200, BODY)
+        try:
+            self.reply(200, BODY)
+        except OSError:
+            pass  # the client gave up long ago: a traceback here would only be noise
 
     def slow_drip(self):
         # Each byte comes well inside the read timeout; only a deadline stops it.
@@ -506,6 +515,67 @@ def test_slow_drip_hits_the_overall_deadline(server):
     assert time.monotonic() - started < 3
 
 
+# --- post: webhooks --------------------------------------------------------
+
+PAYLOAD = b'{"job_id": "j1"}'
+
+
+def send(url, *allow, **kwargs):
+    options = {"body": PAYLOAD, "headers": {}, "timeout_s": 2.0, "resolve": NO_NAMES}
+    return post(url, allow=AllowList.parse(list(allow)), **{**options, **kwargs})
+
+
+@pytest.mark.parametrize("status", [200, 204, 404, 500, 503])
+def test_post_returns_the_status(server, status):
+    port = server.server_port
+    got = send(f"http://127.0.0.1:{port}/status/{status}", f"127.0.0.1:{port}")
+    assert got == PostResult(status)
+    assert server.state.posted == [PAYLOAD]
+
+
+def test_post_does_not_follow_redirects(server):
+    port = server.server_port
+    assert send(f"http://127.0.0.1:{port}/redirect/audio", f"127.0.0.1:{port}").status == 302
+    assert server.state.hosts == [f"127.0.0.1:{port}"]  # nothing went to /audio
+
+
+def test_post_connects_to_the_checked_address_with_the_original_host(server):
+    port = server.server_port
+    resolve = resolver({"hooks.test": ["127.0.0.1"]})
+    got = send(f"http://hooks.test:{port}/host", f"127.0.0.1:{port}", resolve=resolve)
+    assert got.status == 200
+    assert server.state.hosts == [f"hooks.test:{port}"]
+    assert server.state.posted == [PAYLOAD]
+
+
+def test_post_refused_address_is_not_contacted(server):
+    with pytest.raises(UrlRefusedError, match="loopback"):
+        send(f"http://127.0.0.1:{server.server_port}/host")
+    assert server.state.hosts == []
+
+
+def test_post_to_a_closed_port_is_unreachable():
+    port = free_port()
+    with pytest.raises(UrlUnreachableError, match="could not POST to") as caught:
+        send(f"http://127.0.0.1:{port}/hook?token=abc123", "127.0.0.1")
+    assert f"127.0.0.1:{port}/hook" in caught.value.message
+    assert "abc123" not in caught.value.message
+
+
+def test_post_reads_only_a_capped_part_of_the_answer(server):
+    port = server.server_port
+    started = time.monotonic()
+    assert send(f"http://127.0.0.1:{port}/large/undeclared", f"127.0.0.1:{port}").status == 200
+    assert time.monotonic() - started < 1
+    written = server.state.written.get(timeout=10)
+    assert written < HUGE // 10, f"server sent {written} bytes before the client hung up"
+
+
+def test_post_slow_answer_times_out(server):
+    with pytest.raises(UrlUnreachableError, match="did not respond within 0.3 s"):
+        send(f"http://127.0.0.1:{server.server_port}/slow", "127.0.0.1", timeout_s=0.3)
+
+
 # --- TLS: SNI and certificate checks use the host name, not the IP ----------
 
 
@@ -601,3 +671,13 @@ def test_https_certificate_for_another_name_is_unreachable(tls_server):
         get(f"https://other.test:{port}/audio", f"127.0.0.1:{port}", resolve=resolve)
     assert server_names == ["other.test"]
     assert server.state.hosts == []
+
+
+def test_https_post_sends_sni_and_verifies_the_host_name(tls_server):
+    server, server_names = tls_server
+    port = server.server_port
+    resolve = resolver({"voice.test": ["127.0.0.1"]})
+    got = send(f"https://voice.test:{port}/host", f"127.0.0.1:{port}", resolve=resolve)
+    assert got.status == 200
+    assert server_names == ["voice.test"]
+    assert server.state.posted == [PAYLOAD]

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from deployments.stitcher import StitchedAudio
 from deployments.storage import LocalStorage, StorageService, generation_key, slugify
 
 
@@ -51,11 +52,15 @@ def test_keys_cannot_escape_the_root(tmp_path):
     assert not (tmp_path / "outside.wav").exists()
 
 
+def stitched(data: bytes, fmt: str = "wav") -> StitchedAudio:
+    return StitchedAudio(data, fmt, f"audio/{fmt}", 22050, 1.0, (1.0,))
+
+
 def test_concurrent_saves_get_unique_names(tmp_path):
     service = StorageService(LocalStorage(tmp_path))
     payloads = [f"audio {i}".encode() for i in range(40)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        stored = list(pool.map(lambda data: service.save_generation(data, "Alice", "wav", "audio/wav"), payloads))
+        stored = list(pool.map(lambda data: service.save_generation(stitched(data), "Alice"), payloads))
     assert len({s.key for s in stored}) == 40
     for item, data in zip(stored, payloads):
         assert re.fullmatch(r"tts_generations/TTS_voice_alice_\d{8}_\d{6}(_\d+)?\.wav", item.key)

@@ -1,0 +1,47 @@
+"""HTTP routes of async jobs; the logic lives in serving.py."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from deployments.jobs import JobRecord
+from serve_app.errors import NotFoundError
+from serve_app.jobs.protocol import JobRequest, JobStatus
+from serve_app.jobs.serving import JobsServing
+
+router = APIRouter(tags=["jobs"])
+
+
+def get_jobs(request: Request) -> JobsServing:
+    return request.app.state.jobs
+
+
+def _status(request: Request, record: JobRecord) -> JobStatus:
+    return JobStatus.of(record, str(request.url_for("get_job", job_id=record.id)))
+
+
+@router.post("/v1/tts/jobs", status_code=202, response_model=JobStatus)
+async def create_job(body: JobRequest, request: Request, jobs: JobsServing = Depends(get_jobs)):
+    status = _status(request, await jobs.submit(body))
+    return JSONResponse(
+        status.model_dump(mode="json"), status_code=202, headers={"Location": status.status_url}
+    )
+
+
+@router.get("/v1/tts/jobs/{job_id}", response_model=JobStatus)
+async def get_job(job_id: str, request: Request, jobs: JobsServing = Depends(get_jobs)):
+    return _status(request, await jobs.status(job_id))
+
+
+@router.get(
+    "/v1/tts/jobs/{job_id}/audio",
+    response_class=Response,
+    responses={200: {"description": "The job's audio file"}},
+)
+async def get_job_audio(job_id: str, jobs: JobsServing = Depends(get_jobs)):
+    record = await jobs.status(job_id)
+    if record.result is None:
+        raise NotFoundError(f"job {job_id} has no audio yet (status {record.status})")
+    data = await jobs.audio(record.result.path)
+    return Response(data, media_type=record.result.content_type)

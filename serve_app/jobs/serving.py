@@ -1,0 +1,202 @@
+"""Async jobs: accept, run on this replica or any other, report.
+
+A job is validated in full when it is submitted (bad text, an unknown voice
+or a refused callback URL is a 4xx then, not a failed job later), recorded by
+the StorageActor, and run by whichever ingress replica claims it: the one that
+accepted it when it has room, else the next replica polling for work. A runner
+holds a lease it renews while it works; if its replica dies, the lease runs
+out and another replica runs the job again, up to `jobs.max_attempts` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any
+
+from ray.exceptions import RayActorError, RayTaskError
+
+from deployments.callbacks import error_callback_url
+from deployments.jobs import JobRecord, NewJob
+from deployments.safe_fetch import AllowList, check_url
+from serve_app.errors import InvalidRequestError, UrlRefusedError, VoiceGraphError
+from serve_app.jobs.protocol import JobRequest
+from serve_app.tts.protocol import SpeechParams
+from serve_app.tts.serving import TTSServing
+
+logger = logging.getLogger("ray.serve")
+
+
+def _as_error(exc: BaseException) -> VoiceGraphError:
+    if isinstance(exc, RayTaskError) and isinstance(exc.cause, VoiceGraphError):
+        return exc.cause
+    if isinstance(exc, VoiceGraphError):
+        return exc
+    logger.error("job failed with an unexpected error", exc_info=exc)
+    return VoiceGraphError(f"internal error: {type(exc).__name__}")
+
+
+class JobsServing:
+    def __init__(self, tts: TTSServing, storage, replica_name: str):
+        self.tts = tts
+        self.settings = tts.settings
+        self._storage = storage
+        self._replica_name = replica_name
+        self._allow = AllowList.parse(self.settings.outbound.allow)
+        self._running: dict[str, asyncio.Task] = {}
+        self._poller: asyncio.Task | None = None
+
+    # Accepting
+
+    async def submit(self, request: JobRequest) -> JobRecord:
+        self._check_caller_data(request)
+        callback_url, error_url = await asyncio.to_thread(self._callback_urls, request)
+        job = await self.tts.validate(request)
+        speech = request.model_dump(mode="json", include=set(SpeechParams.model_fields), exclude_none=True)
+        record: JobRecord = await self._call_storage(
+            "create_job",
+            NewJob(
+                request=speech,
+                voice_id=job.voice_id,
+                story_id=request.story_id,
+                user_id=request.user_id,
+                metadata=request.metadata,
+                callback_url=callback_url,
+                error_callback_url=error_url,
+            ),
+        )
+        if self._has_room():
+            claimed = await self._claim(record.id)
+            if claimed is not None:
+                return claimed
+        return record
+
+    def _check_caller_data(self, request: JobRequest) -> None:
+        limits = self.settings.jobs
+        for name in ("story_id", "user_id"):
+            value = getattr(request, name)
+            if value is not None and len(value) > limits.max_id_chars:
+                raise InvalidRequestError(
+                    f"{name} is {len(value)} characters; the limit is {limits.max_id_chars}"
+                )
+        if request.metadata is not None:
+            size = len(json.dumps(request.metadata, separators=(",", ":")).encode())
+            if size > limits.max_metadata_bytes:
+                raise InvalidRequestError(
+                    f"metadata is {size} bytes as JSON; the limit is {limits.max_metadata_bytes}. "
+                    "Send an id that points at your data instead"
+                )
+
+    def _callback_urls(self, request: JobRequest) -> tuple[str | None, str | None]:
+        """Both URLs, the error one derived when not given, checked against
+        the same rules as voice_url now rather than failing at delivery."""
+        error_url = request.error_callback_url
+        if error_url is None and request.callback_url is not None:
+            error_url = error_callback_url(request.callback_url)
+        for field, url in (("callback_url", request.callback_url), ("error_callback_url", error_url)):
+            if url is None:
+                continue
+            try:
+                check_url(url, self._allow)
+            except VoiceGraphError as exc:
+                derived = " (derived from callback_url)" if field == "error_callback_url" and (
+                    request.error_callback_url is None
+                ) else ""
+                raise UrlRefusedError(f"{field}{derived}: {exc.message}") from None
+        return request.callback_url, error_url
+
+    async def status(self, job_id: str) -> JobRecord:
+        return await self._call_storage("get_job", job_id)
+
+    async def audio(self, path: str) -> bytes:
+        return await self._call_storage("get", path)
+
+    # Running
+
+    def start(self) -> None:
+        self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    def stop(self) -> None:
+        # Jobs cut off here are taken over by another replica once their lease runs out.
+        for task in [self._poller, *self._running.values()]:
+            if task is not None:
+                task.cancel()
+
+    def _has_room(self) -> bool:
+        return len(self._running) < self.settings.jobs.max_running_per_replica
+
+    async def _claim(self, job_id: str | None = None) -> JobRecord | None:
+        # A fresh token per run: if this replica's own poller takes over a job
+        # whose earlier run here stalled, the stalled run sees it lost its lease.
+        token = f"{self._replica_name}:{uuid.uuid4().hex[:12]}"
+        record = await self._call_storage("claim_job", token, job_id)
+        if record is not None:
+            self._running[record.id] = asyncio.get_running_loop().create_task(
+                self._run(record, token)
+            )
+        return record
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.jobs.poll_interval_s)
+            try:
+                while self._has_room() and await self._claim() is not None:
+                    pass
+            except Exception as exc:
+                logger.warning("looking for queued jobs failed: %s", exc)
+
+    async def _run(self, record: JobRecord, token: str) -> None:
+        progress = [0, None]
+
+        def on_progress(done: int, total: int) -> None:
+            progress[:] = [done, total]
+
+        heartbeat = asyncio.create_task(self._heartbeat(record.id, token, progress, asyncio.current_task()))
+        try:
+            job = await self.tts.validate(SpeechParams(**record.request))
+            speech = await self.tts.synthesize(job, on_progress)
+            await self._call_storage("complete_job", record.id, speech.audio, job.voice_id)
+        except asyncio.CancelledError:
+            logger.info("job %s stopped here; another run takes it over", record.id)
+            raise
+        except Exception as exc:
+            error = _as_error(exc)
+            try:
+                await self._call_storage("fail_job", record.id, error.code, error.message, token)
+            except Exception:
+                # The lease runs out and another run tries the job again.
+                logger.exception("could not record the failure of job %s", record.id)
+        finally:
+            heartbeat.cancel()
+            if self._running.get(record.id) is asyncio.current_task():
+                del self._running[record.id]
+
+    async def _heartbeat(self, job_id: str, token: str, progress: list, work: asyncio.Task) -> None:
+        while True:
+            await asyncio.sleep(self.settings.jobs.heartbeat_s)
+            try:
+                held = await self._storage.heartbeat_job.remote(job_id, token, *progress)
+            except RayActorError:
+                continue  # the StorageActor is restarting; the lease outlasts that
+            if not held:
+                logger.warning("job %s was taken over elsewhere; stopping this run", job_id)
+                work.cancel()
+                return
+
+    async def _call_storage(self, method: str, *args: Any) -> Any:
+        """Call the StorageActor, waiting out a restart (killed, node lost)
+        for up to `jobs.storage_retry_s` rather than losing the job's result."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.jobs.storage_retry_s
+        delay = 0.2
+        while True:
+            try:
+                return await getattr(self._storage, method).remote(*args)
+            except RayActorError as exc:
+                if loop.time() + delay > deadline:
+                    raise
+                logger.warning("StorageActor unavailable (%s); retrying %s", exc, method)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
