@@ -7,7 +7,7 @@ PIP := $(BIN)/pip install --quiet --constraint constraints-cpu.txt
 SERVE_STAMP := $(VENV)/.installed-serve
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: serve test bench clean
+.PHONY: serve test bench emulator clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ serve: $(SERVE_STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A local Firebase Storage stand-in for `make serve` (README: "Firebase, locally").
+emulator: $(TEST_STAMP)
+	exec $(BIN)/gcp-storage-emulator -d data/emulator start --host 127.0.0.1 --port 9199 --default-bucket voicegraph-local
 
 bench: $(TEST_STAMP)
 	$(BIN)/python loadtests/bench_graph.py

@@ -40,14 +40,9 @@ class Outbox:
     def upload_due(self) -> int:
         """Upload spooled files whose retry is due; stops at the first failure
         (the bucket is down: the others would wait out the same timeout)."""
-        firebase = self.settings.firebase
         uploaded = 0
         for pending in self.jobs.due_uploads():
-            retry_in = backoff_s(
-                pending.attempts + 1, firebase.upload_retry_initial_s, firebase.upload_retry_max_s
-            )
-            if self.service.upload(pending, retry_in) is None:
-                logger.warning("upload of %s failed; retrying in %.1f s", pending.key, retry_in)
+            if self.service.upload(pending) is None:
                 break
             uploaded += 1
         return uploaded

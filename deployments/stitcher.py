@@ -41,6 +41,8 @@ AUDIO_FORMATS: dict[str, AudioFormat] = {
         AudioFormat("mp3", "mp3", "audio/mpeg", "mp3", "libmp3lame"),
         # Opus only encodes at 8/12/16/24/48 kHz.
         AudioFormat("opus", "opus", "audio/ogg; codecs=opus", "ogg", "libopus", 48_000),
+        # ADTS: AAC that plays and streams without an MP4 index.
+        AudioFormat("aac", "aac", "audio/aac", "adts", "aac"),
         AudioFormat("flac", "flac", "audio/flac", "flac", "flac"),
         AudioFormat("pcm", "pcm", "audio/L16", None),
     )
@@ -181,7 +183,7 @@ class AudioStitcher:
         self.loudness = settings.loudness
         self.peak_dbfs = settings.peak_dbfs
         self.target_lufs = settings.target_lufs
-        self.bitrates = {"mp3": settings.mp3_bitrate, "opus": settings.opus_bitrate}
+        self.bitrates = settings.bitrates()
 
     def stitch(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> StitchedAudio:
         fmt = audio_format(format_name)

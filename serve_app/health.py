@@ -20,4 +20,10 @@ async def health(tts: TTSServing = Depends(get_tts)) -> dict:
         "engine": info.engine,
         "model": info.model,
         "sample_rate": info.sample_rate,
+        # This ingress replica's work under way.
+        "load": {
+            "chunks_in_flight": tts.chunks_in_flight,
+            "chunks_done": tts.chunks_done,
+            "open_streams": tts.open_streams,
+        },
     }

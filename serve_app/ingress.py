@@ -20,6 +20,8 @@ from serve_app import errors
 from serve_app.health import router as health_router
 from serve_app.jobs.router import router as jobs_router
 from serve_app.jobs.serving import JobsServing
+from serve_app.openai_api.router import OPENAI_PREFIX
+from serve_app.openai_api.router import router as openai_router
 from serve_app.request_ids import request_id
 from serve_app.settings import Settings
 from serve_app.tts.router import router as tts_router
@@ -43,7 +45,19 @@ def json_error(request: Request, status_code: int, code: str, message: str) -> J
 
 
 def error_response(request: Request, error: errors.VoiceGraphError) -> JSONResponse:
+    if _route_path(request.scope).startswith(OPENAI_PREFIX):
+        # OpenAI's clients read their own error shape; the request id is in
+        # the X-Request-ID header Serve's proxy adds to every response.
+        kind = "invalid_request_error" if error.status_code < 500 else "server_error"
+        body = {"error": {"message": error.message, "type": kind, "param": None, "code": error.code}}
+        return JSONResponse(body, status_code=error.status_code)
     return json_error(request, error.status_code, error.code, error.message)
+
+
+def _route_path(scope) -> str:
+    """The path as the routers see it, without the application's route prefix."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 def _field_path(location: tuple) -> str:
@@ -140,10 +154,7 @@ class BodySizeLimit:
         self.max_upload_bytes = max_upload_bytes
 
     def _limit(self, scope) -> tuple[int, str]:
-        path = scope["path"]
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root):]
+        path = _route_path(scope)
         if scope["method"] == "POST" and path.rstrip("/") == "/v1/voices":
             return (
                 self.max_upload_bytes + _FORM_OVERHEAD_BYTES,
@@ -192,6 +203,7 @@ def build_http_app(tts: TTSServing, voices: VoicesServing, jobs: JobsServing) ->
     )
     app.include_router(tts_router)
     app.include_router(jobs_router)
+    app.include_router(openai_router)
     app.include_router(voices_router)
     app.include_router(health_router)
     return app

@@ -183,7 +183,7 @@ class CallbackSettings(BaseModel):
     max_in_flight: int = Field(16, ge=1)
 
 
-AudioFormatName = Literal["wav", "mp3", "opus", "flac", "pcm"]
+AudioFormatName = Literal["wav", "mp3", "opus", "aac", "flac", "pcm"]
 
 
 class Settings(BaseSettings):
@@ -208,6 +208,9 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(13_000, ge=1)
     # Overrides the engine's per-language chunk size when set.
     chunk_chars: int | None = Field(None, ge=20)
+    # Streaming: chunks synthesized ahead of the one being sent. Bounds the
+    # memory a stream holds whatever the text's length.
+    stream_lookahead_chunks: int = Field(4, ge=1, le=64)
     min_speed: float = Field(0.5, gt=0)
     max_speed: float = Field(2.0, gt=0)
     max_request_bytes: int = Field(1_000_000, ge=1024)
@@ -221,6 +224,7 @@ class Settings(BaseSettings):
     target_lufs: float = Field(-16.0, le=0)
     mp3_bitrate: str = "128k"
     opus_bitrate: str = "48k"
+    aac_bitrate: str = "96k"
 
     # Storage. With "firebase", storage_root still holds the local cache, the
     # uploads not yet done and the job database: give it a persistent volume.
@@ -251,6 +255,9 @@ class Settings(BaseSettings):
 
     # Seconds the ingress waits for one request's whole graph before giving up.
     request_timeout_s: float = Field(300.0, gt=0)
+
+    def bitrates(self) -> dict[str, str]:
+        return {"mp3": self.mp3_bitrate, "opus": self.opus_bitrate, "aac": self.aac_bitrate}
 
     @model_validator(mode="after")
     def _firebase_has_bucket(self) -> Settings:

@@ -51,3 +51,16 @@ def gcs_emulator(tmp_path):
         yield emulator
     finally:
         emulator.stop()
+
+
+@pytest.fixture
+def isolated_firebase(monkeypatch):
+    """open_bucket sets STORAGE_EMULATOR_HOST and creates process-global apps:
+    both are undone so no test sees another's emulator or credentials."""
+    import firebase_admin
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    before = set(firebase_admin._apps)
+    yield
+    for name in set(firebase_admin._apps) - before:
+        firebase_admin.delete_app(firebase_admin.get_app(name))

@@ -30,6 +30,10 @@ class GcsEmulator:
     def url(self) -> str:
         return f"http://{self.host}"
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None
+
     def start(self, timeout_s: float = 20.0) -> None:
         executable = Path(sys.executable).parent / "gcp-storage-emulator"
         self.data_dir.mkdir(parents=True, exist_ok=True)

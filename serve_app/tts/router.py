@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+
+from deployments.stitcher import audio_format, content_type
+from deployments.stream_audio import check_stream_format, encode_stream
 
 from serve_app.request_ids import request_id
-from serve_app.tts.protocol import ChunkInfo, SavedSpeech, TTSRequest
+from serve_app.tts.protocol import ChunkInfo, SavedSpeech, SpeechParams, TTSRequest
 from serve_app.tts.serving import TTSServing
 
 router = APIRouter(tags=["tts"])
@@ -18,6 +22,7 @@ _AUDIO_RESPONSES = {
             "audio/mpeg": {},
             "audio/ogg": {},
             "audio/flac": {},
+            "audio/aac": {},
             "audio/L16": {},
             "application/json": {"schema": SavedSpeech.model_json_schema(ref_template="#/components/schemas/{model}")},
         },
@@ -73,3 +78,28 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
         ],
     )
     return Response(saved.model_dump_json(), media_type="application/json", headers=headers)
+
+
+@router.post(
+    "/v1/tts/stream",
+    response_class=StreamingResponse,
+    responses={200: {"description": "Audio as it is made (chunked): pcm, wav, mp3 or opus."}},
+)
+async def stream_speech(body: SpeechParams, tts: TTSServing = Depends(get_tts)):
+    """Audio sent chunk by chunk, in order, as soon as each next chunk is ready."""
+    return await speech_stream(tts, body)
+
+
+async def speech_stream(tts: TTSServing, body: SpeechParams) -> StreamingResponse:
+    # Everything that can be refused is checked before the 200 goes out.
+    job = await tts.validate(body)
+    fmt = check_stream_format(audio_format(job.format))
+    info = await tts.engine_info()
+    headers = {"X-Accel-Buffering": "no", "Cache-Control": "no-store"}
+    if job.voice_cache_hit is not None:
+        headers["X-Voice-Cache"] = "hit" if job.voice_cache_hit else "miss"
+    return StreamingResponse(
+        encode_stream(tts.stream(job), info.sample_rate, fmt, tts.settings.bitrates()),
+        media_type=content_type(fmt, info.sample_rate),
+        headers=headers,
+    )

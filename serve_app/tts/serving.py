@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from deployments.engines import EngineInfo, Sampling, Voice
 from deployments.engines.base import check_compatible, resolve_language
 from deployments.stitcher import StitchedAudio, audio_format
 from deployments.storage import StoredObject
+from deployments.stream_audio import stream_piece
 from serve_app.errors import (
     InvalidRequestError,
     NotFoundError,
@@ -68,6 +70,10 @@ class TTSServing:
         self._storage = storage
         self._profiles = profiles
         self._engine_info: EngineInfo | None = None
+        # What this replica has under way, for /health and load tests.
+        self.chunks_in_flight = 0
+        self.chunks_done = 0
+        self.open_streams = 0
 
     async def engine_info(self) -> EngineInfo:
         # Every replica holds the same engine and model: ask once, keep it.
@@ -156,7 +162,44 @@ class TTSServing:
         )
         return Speech(job=job, audio=audio, chunks=tuple(chunks))
 
+    async def stream(self, job: SpeechJob) -> AsyncIterator[np.ndarray]:
+        """The job's audio, chunk by chunk in order, as stream pieces.
+
+        Up to `stream_lookahead_chunks` chunks are synthesized ahead of the
+        one being sent, across replicas, so memory stays flat for any length
+        of text; when the consumer stops (the client went away), the chunks
+        under way are cancelled and no more are started.
+        """
+        info = await self.engine_info()
+        max_chars = self.settings.chunk_chars or info.chunk_chars_for(job.language)
+        chunks: list[str] = await self._chunker.chunk.remote(job.text, max_chars, job.language)
+        settings = self.settings
+        ahead: deque[asyncio.Task] = deque()
+        upcoming = iter(chunks)
+        self.open_streams += 1
+        try:
+            for index in range(len(chunks)):
+                while len(ahead) < settings.stream_lookahead_chunks and (chunk := next(upcoming, None)):
+                    ahead.append(asyncio.ensure_future(self._synthesize_chunk(chunk, job)))
+                part = await ahead.popleft()
+                yield stream_piece(
+                    part, index, info.sample_rate, settings.pause_ms, settings.fade_ms, settings.peak_dbfs
+                )
+        finally:
+            self.open_streams -= 1
+            for task in ahead:
+                task.cancel()
+
     async def _synthesize_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
+        self.chunks_in_flight += 1
+        try:
+            pcm = await self._send_chunk(chunk, job)
+            self.chunks_done += 1
+            return pcm
+        finally:
+            self.chunks_in_flight -= 1
+
+    async def _send_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
         options = self.settings.synthesizer
         faults = 0
         while True:

@@ -5,7 +5,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import firebase_admin
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -16,15 +15,7 @@ from serve_app.settings import FirebaseSettings
 from tests.conftest import free_port
 
 
-@pytest.fixture(autouse=True)
-def isolated_firebase(monkeypatch):
-    """open_bucket sets STORAGE_EMULATOR_HOST and creates process-global apps:
-    both are undone so no test sees another's emulator or credentials."""
-    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
-    before = set(firebase_admin._apps)
-    yield
-    for name in set(firebase_admin._apps) - before:
-        firebase_admin.delete_app(firebase_admin.get_app(name))
+pytestmark = pytest.mark.usefixtures("isolated_firebase")
 
 
 def open_storage(emulator, **settings) -> tuple[FirebaseStorage, object]:

@@ -78,3 +78,115 @@ def test_other_errors_are_not_resent():
     with pytest.raises(ValueError):
         asyncio.run(tts._synthesize_chunk("Hello.", JOB))
     assert tts._synthesizer.synthesize.calls == 1
+
+
+class GatedResponse:
+    """A chunk's synthesis that finishes when the test says so."""
+
+    def __init__(self, chunk: str, tracker: "GatedSynthesizer"):
+        self.chunk = chunk
+        self.tracker = tracker
+        self.release = asyncio.Event()
+        self.cancelled = False
+
+    def __await__(self):
+        async def resolve():
+            self.tracker.running += 1
+            self.tracker.peak = max(self.tracker.peak, self.tracker.running)
+            try:
+                await self.release.wait()
+            finally:
+                self.tracker.running -= 1
+            return np.zeros(len(self.chunk), dtype=np.float32)
+
+        return resolve().__await__()
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class GatedSynthesizer:
+    def __init__(self):
+        self.started: list[GatedResponse] = []
+        self.running = 0
+        self.peak = 0
+        outer = self
+
+        class _Method:
+            def remote(self, chunk, *args):
+                response = GatedResponse(chunk, outer)
+                outer.started.append(response)
+                return response
+
+        self.synthesize = _Method()
+
+
+class Chunker:
+    def __init__(self, chunks):
+        self.chunks = chunks
+        outer = self
+
+        class _Method:
+            def remote(self, *args):
+                return Response(outer.chunks)
+
+        self.chunk = _Method()
+
+
+def streaming(chunks, lookahead):
+    from deployments.engines.base import EngineInfo, VoiceInfo
+
+    settings = Settings(stream_lookahead_chunks=lookahead, pause_ms=0, fade_ms=0)
+    synthesizer = GatedSynthesizer()
+    tts = TTSServing(settings, Chunker(chunks), synthesizer, None, None, None)
+    tts._engine_info = EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400})
+    return tts, synthesizer
+
+
+CHUNKS = [("x" * n) + "." for n in range(1, 13)]  # told apart by their length
+
+
+@pytest.mark.parametrize("lookahead", [1, 3, 5])
+def test_stream_keeps_order_and_at_most_lookahead_chunks_under_way(lookahead):
+    tts, synthesizer = streaming(CHUNKS, lookahead)
+
+    async def run():
+        pieces = tts.stream(JOB)
+        received = []
+
+        async def consume():
+            async for piece in pieces:
+                received.append(len(piece))
+
+        consumer = asyncio.ensure_future(consume())
+        # Finish the chunks under way last-started first: out of order.
+        while not consumer.done():
+            await asyncio.sleep(0)
+            waiting = [r for r in synthesizer.started if not r.release.is_set()]
+            if waiting:
+                waiting[-1].release.set()
+        await consumer
+        return received
+
+    assert asyncio.run(run()) == [len(chunk) for chunk in CHUNKS]
+    assert synthesizer.peak <= lookahead
+    assert len(synthesizer.started) == len(CHUNKS)
+
+
+def test_closing_a_stream_cancels_the_chunks_under_way_and_starts_no_more():
+    tts, synthesizer = streaming(CHUNKS, 4)
+
+    async def run():
+        pieces = tts.stream(JOB)
+        first = asyncio.ensure_future(pieces.__anext__())
+        while not synthesizer.started:
+            await asyncio.sleep(0)
+        synthesizer.started[0].release.set()
+        await first
+        await pieces.aclose()  # what a client going away does
+        await asyncio.sleep(0.01)
+
+    asyncio.run(run())
+    assert len(synthesizer.started) == 4  # the first and the lookahead; nothing after
+    assert [r.cancelled for r in synthesizer.started] == [False, True, True, True]
+    assert tts.open_streams == 0 and tts.chunks_in_flight == 0

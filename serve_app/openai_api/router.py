@@ -1,0 +1,32 @@
+"""`POST /v1/audio/speech`, compatible with OpenAI's API and its clients.
+
+A thin translation onto the native path: the same validation, the same graph,
+the same streaming. Errors on these routes come in OpenAI's shape (see
+ingress.error_response).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+
+from serve_app.errors import InvalidRequestError
+from serve_app.openai_api.protocol import OpenAIErrorResponse, SpeechRequest
+from serve_app.tts.protocol import SpeechParams
+from serve_app.tts.router import get_tts, speech_stream
+from serve_app.tts.serving import TTSServing
+
+OPENAI_PREFIX = "/v1/audio/"
+
+router = APIRouter(tags=["openai"], responses={422: {"model": OpenAIErrorResponse}})
+
+
+@router.post("/v1/audio/speech", response_class=Response)
+async def create_speech(body: SpeechRequest, tts: TTSServing = Depends(get_tts)):
+    if body.stream_format == "sse":
+        raise InvalidRequestError("stream_format 'sse' is not supported; use 'audio'")
+    params = SpeechParams(text=body.input, voice=body.voice, format=body.response_format, speed=body.speed)
+    if body.stream:
+        return await speech_stream(tts, params)
+    job = await tts.validate(params)
+    audio = (await tts.synthesize(job)).audio
+    return Response(audio.data, media_type=audio.content_type)
