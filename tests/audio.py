@@ -14,13 +14,26 @@ import soundfile
 # Re-exported: the tests measure pitch with the service's own estimator.
 from deployments.reference_audio import median_f0
 
-__all__ = ["CODECS", "decode", "encode_audio", "median_f0", "speech_seconds", "wav_bytes"]
+__all__ = ["CODECS", "decode", "ffmpeg_decode", "encode_audio", "median_f0", "speech_seconds", "wav_bytes"]
 
 
 def decode(data: bytes) -> tuple[np.ndarray, int]:
-    """Any container soundfile reads (wav, flac, ogg/opus, mp3) → mono float32."""
-    samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    """Any container soundfile reads (wav, flac, ogg/opus, mp3) → mono float32;
+    others (AAC, streamed WAV of unknown length) through ffmpeg at 22.05 kHz."""
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except soundfile.LibsndfileError:
+        return ffmpeg_decode(data), 22050
     return samples.mean(axis=1), rate
+
+
+def ffmpeg_decode(data: bytes, rate: int = 22050) -> np.ndarray:
+    result = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", "pipe:0",
+         "-f", "f32le", "-ac", "1", "-ar", str(rate), "pipe:1"],
+        input=data, capture_output=True, check=True,
+    )
+    return np.frombuffer(result.stdout, dtype="<f4")
 
 
 def speech_seconds(pcm: np.ndarray, rate: int, threshold: float = 0.02) -> float:

@@ -4,8 +4,7 @@ import numpy as np
 import openai
 import pytest
 
-from tests.audio import decode
-from tests.integration.test_streaming import ffmpeg_decode
+from tests.audio import decode, ffmpeg_decode
 
 pytestmark = pytest.mark.integration
 

@@ -1,31 +1,19 @@
 """POST /v1/tts/stream over real HTTP: order, formats, bounded lookahead, cancellation."""
 
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from tests.audio import decode
+from tests.audio import decode, ffmpeg_decode
 from tests.integration.test_tts_api import long_text
 
 pytestmark = pytest.mark.integration
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."
 RATE = 22050
-
-
-def ffmpeg_decode(data: bytes) -> np.ndarray:
-    """Streams (unknown-length WAV, mp3, ogg) through ffmpeg → 22.05 kHz mono float32."""
-    result = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", "pipe:0",
-         "-f", "f32le", "-ac", "1", "-ar", str(RATE), "pipe:1"],
-        input=data, capture_output=True, check=True,
-    )
-    return np.frombuffer(result.stdout, dtype="<f4")
 
 
 def segment_seconds(pcm: np.ndarray, min_gap: int) -> list[float]:
