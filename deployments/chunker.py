@@ -14,6 +14,8 @@ import unicodedata
 
 from ray import serve
 
+from deployments.text_normalization import normalize_for_speech
+
 from serve_app.errors import EmptyTextError, TextTooLongError
 
 _WHITESPACE = re.compile(r"\s+")
@@ -148,11 +150,18 @@ def check_text(text: str, max_text_chars: int) -> str:
     return normalized
 
 
+def speakable_chunks(text: str, max_chars: int, language: str, normalize: bool) -> list[str]:
+    # Normalised first, so "Dr. Smith" or "$3.50" is never split at its period.
+    if normalize:
+        text = normalize_for_speech(text, language)
+    return chunk_text(text, max_chars, language)
+
+
 @serve.deployment(name="TextChunker")
 class TextChunker:
     def __init__(self):
         # Loading Punkt takes a second or more: pay it before the first request.
         chunk_text("Warm up. Ready.", 100)
 
-    def chunk(self, text: str, max_chars: int, language: str) -> list[str]:
-        return chunk_text(text, max_chars, language)
+    def chunk(self, text: str, max_chars: int, language: str, normalize: bool = False) -> list[str]:
+        return speakable_chunks(text, max_chars, language, normalize)

@@ -208,6 +208,9 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(13_000, ge=1)
     # Overrides the engine's per-language chunk size when set.
     chunk_chars: int | None = Field(None, ge=20)
+    # Numbers, dates, currency, abbreviations, URLs read as words before
+    # chunking (every rule for English; other languages get their numbers).
+    normalize_text: bool = True
     # Streaming: chunks synthesized ahead of the one being sent. Bounds the
     # memory a stream holds whatever the text's length.
     stream_lookahead_chunks: int = Field(4, ge=1, le=64)

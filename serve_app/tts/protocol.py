@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,11 +43,21 @@ class SpeechParams(BaseModel):
         examples=list(get_args(AudioFormatName)),
     )
     speed: float = Field(1.0, description="Speaking rate multiplier.")
+    normalize: bool | None = Field(
+        None,
+        description="Read numbers, dates, currency, abbreviations, URLs as words before speaking; "
+        "default: the service's normalize_text setting. Send false for text you normalised yourself.",
+    )
     sampling: SamplingParams | None = None
 
 
 class TTSRequest(SpeechParams):
     save: bool = Field(False, description="Store the file and return its location as JSON.")
+    captions: Literal["json", "vtt", "srt"] | None = Field(
+        None,
+        description="Sentence-level timestamps of the spoken (normalised) text. The answer is then "
+        "JSON: the stored file's location with save, else the audio as base64, plus `captions`.",
+    )
 
 
 class ChunkInfo(BaseModel):
@@ -75,3 +85,16 @@ class SavedSpeech(BaseModel):
     engine: str
     model: str
     chunks: list[ChunkInfo]
+    captions: str | list[dict[str, Any]] | None = Field(
+        None, description="With `captions`: WebVTT or SRT text, or a list of {start, end, text}."
+    )
+
+
+class SpeechWithCaptions(BaseModel):
+    request_id: str
+    format: str
+    content_type: str
+    duration_s: float
+    sample_rate: int
+    audio_base64: str
+    captions: str | list[dict[str, Any]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -9,7 +11,7 @@ from deployments.stitcher import audio_format, content_type
 from deployments.stream_audio import check_stream_format, encode_stream
 
 from serve_app.request_ids import request_id
-from serve_app.tts.protocol import ChunkInfo, SavedSpeech, SpeechParams, TTSRequest
+from serve_app.tts.protocol import ChunkInfo, SavedSpeech, SpeechParams, SpeechWithCaptions, TTSRequest
 from serve_app.tts.serving import TTSServing
 
 router = APIRouter(tags=["tts"])
@@ -54,8 +56,20 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
     }
     if job.voice_cache_hit is not None:
         headers["X-Voice-Cache"] = "hit" if job.voice_cache_hit else "miss"
+    captions = tts.captions(speech, body.captions)[0] if body.captions else None
     if not body.save:
-        return Response(content=audio.data, media_type=audio.content_type, headers=headers)
+        if captions is None:
+            return Response(content=audio.data, media_type=audio.content_type, headers=headers)
+        with_captions = SpeechWithCaptions(
+            request_id=request_id(request),
+            format=audio.format,
+            content_type=audio.content_type,
+            duration_s=audio.duration_s,
+            sample_rate=audio.sample_rate,
+            audio_base64=base64.b64encode(audio.data).decode("ascii"),
+            captions=captions,
+        )
+        return Response(with_captions.model_dump_json(), media_type="application/json", headers=headers)
     stored = await tts.save(speech)
     info = await tts.engine_info()
     saved = SavedSpeech(
@@ -76,6 +90,7 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
             ChunkInfo(index=i, characters=len(text), duration_s=duration)
             for i, (text, duration) in enumerate(zip(speech.chunks, audio.chunk_durations_s, strict=True))
         ],
+        captions=captions,
     )
     return Response(saved.model_dump_json(), media_type="application/json", headers=headers)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from ray.exceptions import RayActorError
 
+from deployments.captions import CaptionFormat, caption_chunks, render
 from deployments.chunker import check_text
 from deployments.engines import EngineInfo, Sampling, Voice
 from deployments.engines.base import check_compatible, resolve_language
@@ -51,7 +52,8 @@ class SpeechJob:
     format: str
     speed: float
     sampling: Sampling = Sampling()
-    voice_cache_hit: bool | None = None  # with voice_url: was the cached clone used
+    voice_cache_hit: bool | None = None
+    normalize: bool = True  # with voice_url: was the cached clone used
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class TTSServing:
             )
         text = check_text(request.text, settings.max_text_chars)
         sampling = Sampling(**request.sampling.model_dump()) if request.sampling else Sampling()
+        normalize = settings.normalize_text if request.normalize is None else request.normalize
         if request.voice and request.voice_url:
             raise InvalidRequestError("send either voice or voice_url, not both")
         # Last: a voice_url may download and clone, which bad text must not cost.
@@ -105,11 +108,15 @@ class TTSServing:
             language = self._language(request.language, info)
             voice, hit = await self._profiles.from_url.remote(request.voice_url, language)
             voice_id = "url_" + hashlib.sha256(request.voice_url.encode()).hexdigest()[:12]
-            return SpeechJob(text, voice, voice_id, language, format_name, request.speed, sampling, hit)
+            return SpeechJob(
+                text, voice, voice_id, language, format_name, request.speed, sampling, hit, normalize
+            )
         voice_id = request.voice or self.default_voice(info)
         if voice_id in info.voice_ids():
             language = self._language(request.language, info)
-            return SpeechJob(text, voice_id, voice_id, language, format_name, request.speed, sampling)
+            return SpeechJob(
+                text, voice_id, voice_id, language, format_name, request.speed, sampling, normalize=normalize
+            )
         try:
             record, voice = await self._profiles.get.remote(voice_id)
         except NotFoundError:
@@ -120,10 +127,17 @@ class TTSServing:
         check_compatible(voice, info.engine, info.model, f"voice {voice_id!r}")
         # A clone speaks the language it was made for unless asked otherwise.
         language = self._language(request.language or record.language, info)
-        return SpeechJob(text, voice, voice_id, language, format_name, request.speed, sampling)
+        return SpeechJob(
+            text, voice, voice_id, language, format_name, request.speed, sampling, normalize=normalize
+        )
 
     def _language(self, requested: str | None, info: EngineInfo) -> str:
         return resolve_language(requested or self.default_language(info), info.languages, info.engine)
+
+    async def chunks(self, job: SpeechJob) -> list[str]:
+        info = await self.engine_info()
+        max_chars = self.settings.chunk_chars or info.chunk_chars_for(job.language)
+        return await self._chunker.chunk.remote(job.text, max_chars, job.language, job.normalize)
 
     async def synthesize(self, job: SpeechJob, progress: Progress | None = None) -> Speech:
         try:
@@ -135,8 +149,7 @@ class TTSServing:
 
     async def _run_graph(self, job: SpeechJob, progress: Progress | None) -> Speech:
         info = await self.engine_info()
-        max_chars = self.settings.chunk_chars or info.chunk_chars_for(job.language)
-        chunks: list[str] = await self._chunker.chunk.remote(job.text, max_chars, job.language)
+        chunks = await self.chunks(job)
         done = 0
 
         async def counted(chunk: str) -> np.ndarray:
@@ -171,8 +184,7 @@ class TTSServing:
         under way are cancelled and no more are started.
         """
         info = await self.engine_info()
-        max_chars = self.settings.chunk_chars or info.chunk_chars_for(job.language)
-        chunks: list[str] = await self._chunker.chunk.remote(job.text, max_chars, job.language)
+        chunks = await self.chunks(job)
         settings = self.settings
         ahead: deque[asyncio.Task] = deque()
         upcoming = iter(chunks)
@@ -219,6 +231,16 @@ class TTSServing:
                     raise
                 logger.warning("replica fault, resending the chunk: %s", exc)
                 await asyncio.sleep(options.replica_fault_backoff_s)
+
+    def captions(self, speech: Speech, fmt: CaptionFormat) -> tuple[str | list, str]:
+        """Sentence timestamps from the chunks' real durations and the pause
+        join_chunks put between them (whole samples, as it cuts it)."""
+        audio = speech.audio
+        pause_s = int(audio.sample_rate * self.settings.pause_ms / 1000) / audio.sample_rate
+        captions = caption_chunks(
+            list(speech.chunks), list(audio.chunk_durations_s), pause_s, speech.job.language
+        )
+        return render(captions, fmt)
 
     async def save(self, speech: Speech) -> StoredObject:
         return await self._storage.save_generation.remote(speech.audio, speech.job.voice_id)

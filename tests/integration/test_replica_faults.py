@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from deployments.chunker import chunk_text
+from deployments.chunker import speakable_chunks
 from deployments.engines.espeak import EspeakEngine
 from tests.integration.test_tts_api import long_text
 
@@ -36,7 +36,7 @@ def test_a_killed_replica_is_replaced_and_its_chunks_resent(client):
     assert len(before) == 2
     victim = sorted(before)[0]
     text = long_text(13_000)  # ~9 s on two replicas: both are busy when one dies
-    expected_chunks = chunk_text(text, EspeakEngine().info().chunk_chars_for("en-us"))
+    expected_chunks = speakable_chunks(text, EspeakEngine().info().chunk_chars_for("en-us"), "en-us", True)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(client.post, "/v1/tts", json={"text": text, "save": True})

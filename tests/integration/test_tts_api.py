@@ -1,5 +1,6 @@
 """The real graph over real HTTP: speech that decodes, right lengths, right errors."""
 
+import base64
 import json
 import re
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deployments.chunker import chunk_text, normalize_text
+from deployments.chunker import normalize_text, speakable_chunks
 from deployments.engines.espeak import EspeakEngine
 from tests.audio import decode, median_f0, speech_seconds
 
@@ -49,7 +50,7 @@ def test_long_text_is_one_file_as_long_as_its_chunks(client, service):
     assert response.status_code == 200, response.text
     saved = response.json()
     chunks = saved["chunks"]
-    expected_chunks = chunk_text(text, EspeakEngine().info().chunk_chars_for("en-us"))
+    expected_chunks = speakable_chunks(text, EspeakEngine().info().chunk_chars_for("en-us"), "en-us", True)
     assert [c["characters"] for c in chunks] == [len(c) for c in expected_chunks]
     assert response.headers["x-chunk-count"] == str(len(expected_chunks)) != "1"
 
@@ -184,3 +185,81 @@ def test_openapi_docs_are_served(client):
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
     assert {"/v1/tts", "/v1/voices", "/health"} <= set(spec["paths"])
+
+
+@pytest.mark.parametrize("written, spoken", [
+    ("It costs $3.50, not 12%.", "It costs three dollars and fifty cents, not twelve percent."),
+    ("We met on 2026-11-21 at 3:30pm.", "We met on November twenty-first, twenty twenty-six at three thirty p m."),
+    ("Dr. Smith ran 5 km on the 1st.", "Doctor Smith ran five kilometres on the first."),
+    ("Mail jane.doe@example.com today.", "Mail jane dot doe at example dot com today."),
+])
+def test_text_is_normalised_before_it_is_spoken(client, written, spoken):
+    def seconds(body) -> float:
+        response = client.post("/v1/tts", json=body)
+        assert response.status_code == 200, response.text
+        return float(response.headers["x-audio-duration"])
+
+    as_written = seconds({"text": written})
+    as_spoken = seconds({"text": spoken, "normalize": False})
+    # The same words: the same length (eSpeak varies by a few ms per call).
+    assert as_written == pytest.approx(as_spoken, abs=0.06)
+    # eSpeak's own reading of the raw text differs, so the check can fail.
+    assert seconds({"text": written, "normalize": False}) != pytest.approx(as_spoken, abs=0.06)
+
+
+CAPTIONED = (
+    "The first sentence is short. The second one is a good deal longer than the first one was! "
+    "Is the third a question? " * 12
+)
+
+
+@pytest.mark.parametrize("fmt", ["json", "vtt", "srt"])
+def test_captions_line_up_with_the_audio(client, fmt):
+    response = client.post("/v1/tts", json={"text": CAPTIONED, "captions": fmt, "format": "wav"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    pcm, rate = decode(base64.b64decode(body["audio_base64"]))
+    audio_seconds = len(pcm) / rate
+    assert body["duration_s"] == pytest.approx(audio_seconds, abs=1e-3)
+    assert int(response.headers["x-chunk-count"]) > 1
+    captions = body["captions"]
+    if fmt == "json":
+        cues = [(c["start"], c["end"], c["text"]) for c in captions]
+    else:
+        cues = parse_cues(captions, "," if fmt == "srt" else ".")
+        assert captions.startswith("WEBVTT") if fmt == "vtt" else captions.startswith("1\n")
+    assert len(cues) == 36
+    assert cues[0][0] == 0 and cues[0][2] == "The first sentence is short."
+    assert cues[2][2] == "Is the third a question?"
+    # The last caption ends where the audio does, to the millisecond.
+    assert cues[-1][1] == pytest.approx(audio_seconds, abs=0.0015)
+    assert all(a[1] <= b[0] for a, b in zip(cues, cues[1:]))  # ordered, never overlapping
+    # Longer sentences get more time.
+    assert cues[1][1] - cues[1][0] > 1.5 * (cues[0][1] - cues[0][0])
+
+
+def parse_cues(document: str, mark: str) -> list[tuple[float, float, str]]:
+    def seconds(stamp: str) -> float:
+        hours, minutes, rest = stamp.split(":")
+        whole, millis = rest.split(mark)
+        return int(hours) * 3600 + int(minutes) * 60 + int(whole) + int(millis) / 1000
+
+    cues = []
+    for block in document.strip().split("\n\n"):
+        lines = block.splitlines()
+        timing = next((i for i, line in enumerate(lines) if "-->" in line), None)
+        if timing is None:
+            continue  # the WEBVTT header
+        start, end = lines[timing].split(" --> ")
+        cues.append((seconds(start), seconds(end), " ".join(lines[timing + 1:])))
+    return cues
+
+
+def test_saved_speech_carries_captions(client, service):
+    response = client.post("/v1/tts", json={"text": CAPTIONED, "captions": "vtt", "save": True})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["captions"].startswith("WEBVTT")
+    pcm, rate = decode((service.storage_root / body["path"]).read_bytes())
+    last_end = parse_cues(body["captions"], ".")[-1][1]
+    assert last_end == pytest.approx(len(pcm) / rate, abs=0.0015)
