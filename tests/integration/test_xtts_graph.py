@@ -1,6 +1,7 @@
 """Engine xtts through the real Serve graph over HTTP, on a tiny random checkpoint."""
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.audio import decode
@@ -92,3 +93,15 @@ def test_clone_speak_and_manage_a_voice_on_xtts(xtts, client, xtts_service, serv
     assert xtts.post("/v1/tts", json={"text": "Hi.", "voice": "model_clone"}).status_code == 422
     # Any service can delete a profile, whichever engine made it.
     assert client.delete("/v1/voices/model_clone").status_code == 200
+
+
+def test_xtts_streams_through_the_graph(xtts):
+    text = " ".join(["A short sentence about nothing much."] * 10)  # two XTTS chunks
+    with xtts.stream("POST", "/v1/tts/stream", json={"text": text, "format": "pcm"}) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"] == "audio/L16; rate=24000; channels=1"
+        data = response.read()
+    pcm = np.frombuffer(data, dtype="<i2")
+    pause = int(24000 * 0.180)
+    assert len(pcm) > pause + 0.4 * 24000  # two chunks of model output and the pause between
+    assert np.abs(pcm).max() > 0
