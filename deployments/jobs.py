@@ -283,6 +283,18 @@ class JobStore:
                 self._give_up(db, row, now)
         return len(rows)
 
+    def extend_leases(self, lease_s: float) -> int:
+        """Give every running job a full lease from now. Called when the
+        StorageActor starts: while it was down no runner could renew, and a
+        live runner must not lose its job for that."""
+        now = self._clock()
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE jobs SET lease_until = MAX(lease_until, ?)"
+                " WHERE status = 'running' AND stage = 'synthesizing'",
+                (now + lease_s,),
+            ).rowcount
+
     def heartbeat(
         self, job_id: str, owner: str, lease_s: float, chunks_done: int, chunks_total: int | None
     ) -> bool:

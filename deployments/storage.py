@@ -393,6 +393,7 @@ class StorageActor:
         self._settings = settings
         self._storage = await asyncio.to_thread(open_storage, settings)
         self._jobs = self._storage.jobs
+        await asyncio.to_thread(self._jobs.extend_leases, settings.jobs.lease_s)
         self._outbox = Outbox(self._storage, settings)
         # Runs for the replica's life: after a restart it picks up whatever
         # the previous replica left in the outboxes.

@@ -92,19 +92,16 @@ class JobsServing:
     def _callback_urls(self, request: JobRequest) -> tuple[str | None, str | None]:
         """Both URLs, the error one derived when not given, checked against
         the same rules as voice_url now rather than failing at delivery."""
-        error_url = request.error_callback_url
+        error_url, error_field = request.error_callback_url, "error_callback_url"
         if error_url is None and request.callback_url is not None:
             error_url = error_callback_url(request.callback_url)
-        for field, url in (("callback_url", request.callback_url), ("error_callback_url", error_url)):
-            if url is None:
-                continue
-            try:
-                check_url(url, self._allow)
-            except VoiceGraphError as exc:
-                derived = " (derived from callback_url)" if field == "error_callback_url" and (
-                    request.error_callback_url is None
-                ) else ""
-                raise UrlRefusedError(f"{field}{derived}: {exc.message}") from None
+            error_field += " (derived from callback_url)"
+        for field, url in (("callback_url", request.callback_url), (error_field, error_url)):
+            if url is not None:
+                try:
+                    check_url(url, self._allow)
+                except VoiceGraphError as exc:
+                    raise UrlRefusedError(f"{field}: {exc.message}") from None
         return request.callback_url, error_url
 
     async def status(self, job_id: str) -> JobRecord:

@@ -132,7 +132,7 @@ JSON = {"content-type": "application/json"}
         ({"text": "x " * 6501}, JSON, 422, "text_too_long", "limit is 13000"),
         ({"text": "hi", "voice": "nobody"}, JSON, 422, "unknown_voice", "GET /v1/voices"),
         ({"text": "hi", "language": "en-uss"}, JSON, 422, "unsupported_language", "Did you mean en-us"),
-        ({"text": "hi", "format": "aac"}, JSON, 422, "unsupported_format", "wav, mp3, opus, flac, pcm"),
+        ({"text": "hi", "format": "m4a"}, JSON, 422, "unsupported_format", "wav, mp3, opus, aac, flac, pcm"),
         ({"text": "hi", "speed": 3}, JSON, 422, "speed_out_of_range", "0.5 to 2.0"),
         ({"text": "hi", "speed": 0}, JSON, 422, "speed_out_of_range", "0.5 to 2.0"),
         ({"text": "hi", "speed": "fast"}, JSON, 422, "invalid_request", "speed"),

@@ -93,6 +93,18 @@ def test_expired_lease_is_taken_over_and_the_old_runner_is_told(store, clock):
     assert store.get(job.id).status == "running"
 
 
+def test_a_restarted_database_owner_gives_running_jobs_a_fresh_lease(store, clock):
+    # The StorageActor was down longer than a lease: its runner could not renew.
+    job = store.create(new_job())
+    store.claim("a", LEASE, 3)
+    clock.now += LEASE * 3
+    assert store.extend_leases(LEASE) == 1
+    assert store.claim("b", LEASE, 3) is None
+    assert store.heartbeat(job.id, "a", LEASE, 1, 5)  # the live runner keeps its job
+    clock.now += LEASE * 1.5
+    assert store.claim("b", LEASE, 3).owner == "b"  # a dead one is still taken over
+
+
 def test_job_interrupted_on_every_run_fails_with_error_callback(store, clock):
     job = store.create(new_job())
     for runner in ("a", "b"):

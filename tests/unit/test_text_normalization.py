@@ -245,7 +245,7 @@ def test_normalising_twice_changes_nothing(text, language):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    words=st.lists(st.from_regex(r"[a-z]+", fullmatch=True), min_size=1, max_size=12),
+    words=st.lists(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=12), min_size=1, max_size=12),
     separators=st.lists(st.sampled_from([" ", ", ", "! ", "? ", "; ", " - "]), min_size=12, max_size=12),
 )
 def test_plain_words_are_left_alone(words, separators):
