@@ -309,7 +309,9 @@ class JobStore:
             )
             return cursor.rowcount == 1
 
-    def audio_ready(self, job_id: str, result: JobResult, upload_content_type: str | None) -> None:
+    def audio_ready(
+        self, job_id: str, result: JobResult, upload_content_type: str | None, chunks: int
+    ) -> None:
         """The audio is stored: in the bucket (`upload_content_type` None, the
         job succeeds) or spooled locally (its upload is recorded in the same
         transaction, and the job succeeds when the upload does). Only the first
@@ -322,9 +324,11 @@ class JobStore:
                 return
             db.execute(
                 "UPDATE jobs SET result = ?, stage = 'uploading', upload = ?, owner = NULL,"
-                " lease_until = NULL, chunks_done = COALESCE(chunks_total, chunks_done),"
-                " updated_at = ? WHERE id = ?",
-                (_json(result.__dict__), "pending" if upload_content_type else "done", now, job_id),
+                " lease_until = NULL, chunks_done = ?, chunks_total = ?, updated_at = ? WHERE id = ?",
+                (
+                    _json(result.__dict__), "pending" if upload_content_type else "done",
+                    chunks, chunks, now, job_id,
+                ),
             )
             if upload_content_type:
                 self._add_upload(db, result.path, upload_content_type, job_id, now)

@@ -266,7 +266,7 @@ class StorageService:
             sample_rate=audio.sample_rate,
         )
         upload = stored.content_type if stored.upload_pending else None
-        self.jobs.audio_ready(job_id, result, upload)
+        self.jobs.audio_ready(job_id, result, upload, len(audio.chunk_durations_s))
         if upload:
             self.upload(PendingUpload(stored.key, stored.content_type, job_id, 0))
         return self.jobs.get(job_id)

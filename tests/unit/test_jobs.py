@@ -134,11 +134,11 @@ def test_reap_fails_dead_last_attempts_without_a_poller(store, clock):
 def test_audio_ready_in_bucket_succeeds_and_queues_success_callback(store):
     job = store.create(new_job())
     store.claim("a", LEASE, 3)
-    store.heartbeat(job.id, "a", LEASE, 4, 5)
-    store.audio_ready(job.id, RESULT, upload_content_type=None)
+    # Finished before any heartbeat reported progress: the report itself does.
+    store.audio_ready(job.id, RESULT, upload_content_type=None, chunks=5)
     record = store.get(job.id)
     assert record.status == "succeeded" and record.upload == "done" and record.result == RESULT
-    assert record.chunks_done == 5
+    assert (record.chunks_done, record.chunks_total) == (5, 5)
     (due,) = store.due_callbacks(10)
     payload = json.loads(due.body)
     assert payload["status"] == "succeeded" and payload["audio_url"] == RESULT.url
@@ -149,8 +149,8 @@ def test_audio_ready_in_bucket_succeeds_and_queues_success_callback(store):
 def test_audio_ready_twice_counts_once(store):
     job = store.create(new_job())
     store.claim("a", LEASE, 3)
-    store.audio_ready(job.id, RESULT, None)
-    store.audio_ready(job.id, RESULT, None)
+    store.audio_ready(job.id, RESULT, None, 5)
+    store.audio_ready(job.id, RESULT, None, 5)
     assert len(store.get(job.id).callbacks) == 1
     assert store.fail(job.id, "late", "too late") is None
     assert store.get(job.id).status == "succeeded"
@@ -159,7 +159,7 @@ def test_audio_ready_twice_counts_once(store):
 def test_pending_upload_succeeds_the_job_when_done(store):
     job = store.create(new_job())
     store.claim("a", LEASE, 3)
-    store.audio_ready(job.id, RESULT, upload_content_type="audio/wav")
+    store.audio_ready(job.id, RESULT, upload_content_type="audio/wav", chunks=5)
     record = store.get(job.id)
     assert record.status == "running" and record.stage == "uploading" and record.upload == "pending"
     assert record.callbacks == ()  # the audio URL does not work yet
@@ -177,7 +177,7 @@ def test_pending_upload_succeeds_the_job_when_done(store):
 def test_uploading_job_is_not_taken_over(store, clock):
     job = store.create(new_job())
     store.claim("a", LEASE, 3)
-    store.audio_ready(job.id, RESULT, upload_content_type="audio/wav")
+    store.audio_ready(job.id, RESULT, upload_content_type="audio/wav", chunks=5)
     clock.now += LEASE * 100
     assert store.claim("b", LEASE, 3) is None and store.reap(1) == 0
     assert store.get(job.id).stage == "uploading"
@@ -219,7 +219,7 @@ def test_everything_survives_reopening(tmp_path, clock):
     store = JobStore(path, callback_expiry_s=3600, clock=clock)
     done = store.create(new_job())
     store.claim("a", LEASE, 3, done.id)
-    store.audio_ready(done.id, RESULT, "audio/wav")
+    store.audio_ready(done.id, RESULT, "audio/wav", 5)
     queued = store.create(new_job())
     store.close()
     reopened = JobStore(path, callback_expiry_s=3600, clock=clock)
