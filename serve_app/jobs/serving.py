@@ -177,6 +177,11 @@ class JobsServing:
                 held = await self._storage.heartbeat_job.remote(job_id, token, *progress)
             except RayActorError:
                 continue  # the StorageActor is restarting; the lease outlasts that
+            except Exception as exc:
+                # Keep renewing: a heartbeat task that died would let a live
+                # run lose its job to a takeover.
+                logger.warning("heartbeat of job %s failed: %s", job_id, exc)
+                continue
             if not held:
                 logger.warning("job %s was taken over elsewhere; stopping this run", job_id)
                 work.cancel()

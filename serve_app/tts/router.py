@@ -56,7 +56,7 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
     }
     if job.voice_cache_hit is not None:
         headers["X-Voice-Cache"] = "hit" if job.voice_cache_hit else "miss"
-    captions = tts.captions(speech, body.captions)[0] if body.captions else None
+    captions = tts.captions(speech, body.captions) if body.captions else None
     if not body.save:
         if captions is None:
             return Response(content=audio.data, media_type=audio.content_type, headers=headers)

@@ -232,7 +232,7 @@ class TTSServing:
                 logger.warning("replica fault, resending the chunk: %s", exc)
                 await asyncio.sleep(options.replica_fault_backoff_s)
 
-    def captions(self, speech: Speech, fmt: CaptionFormat) -> tuple[str | list, str]:
+    def captions(self, speech: Speech, fmt: CaptionFormat) -> str | list:
         """Sentence timestamps from the chunks' real durations and the pause
         join_chunks put between them (whole samples, as it cuts it)."""
         audio = speech.audio
@@ -240,7 +240,7 @@ class TTSServing:
         captions = caption_chunks(
             list(speech.chunks), list(audio.chunk_durations_s), pause_s, speech.job.language
         )
-        return render(captions, fmt)
+        return render(captions, fmt)[0]
 
     async def save(self, speech: Speech) -> StoredObject:
         return await self._storage.save_generation.remote(speech.audio, speech.job.voice_id)
