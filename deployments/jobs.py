@@ -85,6 +85,13 @@ CREATE TABLE IF NOT EXISTS callbacks (
     delivered_at REAL
 );
 CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks (state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    mode TEXT NOT NULL,
+    delivery TEXT NOT NULL,
+    sections TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 """
 
 
@@ -108,6 +115,8 @@ class JobResult:
     size_bytes: int
     duration_s: float
     sample_rate: int
+    # Rendered as the job asked (WebVTT, SRT or a list of cues), else None.
+    captions: str | list | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,27 @@ class JobRecord:
     updated_at: float
     finished_at: float | None
     callbacks: tuple[CallbackRecord, ...] = field(default=())
+
+
+RunMode = Literal["simple", "batch"]
+AudioDelivery = Literal["base64", "url"]
+
+
+@dataclass(frozen=True)
+class RunSection:
+    id: str | None  # the caller's section id; None in simple mode
+    job: JobRecord
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A serverless-style run (`POST /run`): one job per section, in order."""
+
+    id: str
+    mode: RunMode
+    delivery: AudioDelivery
+    created_at: float
+    sections: tuple[RunSection, ...]
 
 
 @dataclass(frozen=True)
@@ -210,19 +240,46 @@ class JobStore:
     # Jobs
 
     def create(self, job: NewJob) -> JobRecord:
+        with self._transaction() as db:
+            job_id = self._insert(db, job, self._clock())
+        return self.get(job_id)
+
+    def _insert(self, db, job: NewJob, now: float) -> str:
         job_id = "job_" + uuid.uuid4().hex
+        db.execute(
+            "INSERT INTO jobs (id, status, request, voice_id, story_id, user_id, metadata,"
+            " callback_url, error_callback_url, created_at, updated_at)"
+            " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job_id, _json(job.request), job.voice_id, job.story_id, job.user_id,
+                _json(job.metadata), job.callback_url, job.error_callback_url, now, now,
+            ),
+        )
+        return job_id
+
+    def create_run(
+        self, mode: RunMode, delivery: AudioDelivery, sections: list[tuple[str | None, NewJob]]
+    ) -> RunRecord:
+        """A run and its jobs, all or nothing: no half-queued batch."""
+        run_id = "run_" + uuid.uuid4().hex
         now = self._clock()
         with self._transaction() as db:
+            ids = [(section_id, self._insert(db, job, now)) for section_id, job in sections]
             db.execute(
-                "INSERT INTO jobs (id, status, request, voice_id, story_id, user_id, metadata,"
-                " callback_url, error_callback_url, created_at, updated_at)"
-                " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id, _json(job.request), job.voice_id, job.story_id, job.user_id,
-                    _json(job.metadata), job.callback_url, job.error_callback_url, now, now,
-                ),
+                "INSERT INTO runs (id, mode, delivery, sections, created_at) VALUES (?, ?, ?, ?, ?)",
+                (run_id, mode, delivery, _json(ids), now),
             )
-        return self.get(job_id)
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        sections = tuple(
+            RunSection(section_id, self.get(job_id)) for section_id, job_id in _loads(row["sections"])
+        )
+        return RunRecord(row["id"], row["mode"], row["delivery"], row["created_at"], sections)
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:

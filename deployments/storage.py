@@ -5,6 +5,7 @@ Layout (ARCHITECTURE.md), the same on every backend:
     voice_samples/voice_<slug>_sample_<YYYYmmdd_HHMMSS>.wav
     voice_profiles/voice_<slug>.npy   voice_profiles/voice_<slug>.json
     tts_generations/TTS_voice_<slug>_<YYYYmmdd_HHMMSS>.<ext>
+    tts_cache/<sha256>.<ext>   tts_cache/<sha256>.json
 
 Two writes in the same second get `_2`, `_3`, … before the extension.
 """
@@ -29,7 +30,16 @@ from ray import serve
 
 from deployments.callbacks import backoff_s
 from deployments.file_cache import FileCache
-from deployments.jobs import JobRecord, JobResult, JobStore, NewJob, PendingUpload
+from deployments.jobs import (
+    AudioDelivery,
+    JobRecord,
+    JobResult,
+    JobStore,
+    NewJob,
+    PendingUpload,
+    RunMode,
+    RunRecord,
+)
 from deployments.stitcher import StitchedAudio, audio_format
 from serve_app.errors import NotFoundError, StorageError
 from serve_app.settings import Settings
@@ -74,6 +84,12 @@ PROFILE_PREFIX = "voice_profiles/voice_"
 
 def sample_key(slug: str, moment: datetime | None = None) -> str:
     return f"voice_samples/voice_{slug}_sample_{timestamp(moment)}.wav"
+
+
+def response_cache_keys(digest: str, extension: str) -> tuple[str, str]:
+    """(audio, sidecar) of a response cache entry: the sidecar is written last
+    and read first, so a half-written entry is a miss."""
+    return f"tts_cache/{digest}.{extension}", f"tts_cache/{digest}.json"
 
 
 def _with_suffix(key: str, attempt: int) -> str:
@@ -249,7 +265,9 @@ class StorageService:
         self.jobs.add_upload(stored.key, stored.content_type, None)
         return self.upload(PendingUpload(stored.key, stored.content_type, None, 0)) or stored
 
-    def complete_job(self, job_id: str, audio: StitchedAudio, voice: str) -> JobRecord | None:
+    def complete_job(
+        self, job_id: str, audio: StitchedAudio, voice: str, captions: str | list | None = None
+    ) -> JobRecord | None:
         """A runner finished a job's audio. Idempotent: once one runner has
         reported, a retried or second report changes nothing."""
         record = self.jobs.get(job_id)
@@ -264,6 +282,7 @@ class StorageService:
             size_bytes=stored.size_bytes,
             duration_s=audio.duration_s,
             sample_rate=audio.sample_rate,
+            captions=captions,
         )
         upload = stored.content_type if stored.upload_pending else None
         self.jobs.audio_ready(job_id, result, upload, len(audio.chunk_durations_s))
@@ -448,6 +467,17 @@ class StorageActor:
             raise NotFoundError(f"job {job_id!r} does not exist")
         return record
 
+    async def create_run(
+        self, mode: RunMode, delivery: AudioDelivery, sections: list[tuple[str | None, NewJob]]
+    ) -> RunRecord:
+        return await asyncio.to_thread(self._jobs.create_run, mode, delivery, sections)
+
+    async def get_run(self, run_id: str) -> RunRecord:
+        record = await asyncio.to_thread(self._jobs.get_run, run_id)
+        if record is None:
+            raise NotFoundError(f"run {run_id!r} does not exist")
+        return record
+
     async def claim_job(self, owner: str, job_id: str | None = None) -> JobRecord | None:
         options = self._settings.jobs
         return await asyncio.to_thread(
@@ -461,8 +491,10 @@ class StorageActor:
             self._jobs.heartbeat, job_id, owner, self._settings.jobs.lease_s, chunks_done, chunks_total
         )
 
-    async def complete_job(self, job_id: str, audio: StitchedAudio, voice: str) -> JobRecord | None:
-        return await asyncio.to_thread(self._storage.complete_job, job_id, audio, voice)
+    async def complete_job(
+        self, job_id: str, audio: StitchedAudio, voice: str, captions: str | list | None = None
+    ) -> JobRecord | None:
+        return await asyncio.to_thread(self._storage.complete_job, job_id, audio, voice, captions)
 
     async def fail_job(
         self, job_id: str, code: str, message: str, owner: str | None = None

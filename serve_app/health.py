@@ -26,4 +26,10 @@ async def health(tts: TTSServing = Depends(get_tts)) -> dict:
             "chunks_done": tts.chunks_done,
             "open_streams": tts.open_streams,
         },
+        # This ingress replica's counts: each replica counts its own requests.
+        "response_cache": {
+            "enabled": tts.settings.response_cache.enabled,
+            "hits": tts.cache_hits,
+            "misses": tts.cache_misses,
+        },
     }

@@ -20,6 +20,8 @@ from serve_app import errors
 from serve_app.health import router as health_router
 from serve_app.jobs.router import router as jobs_router
 from serve_app.jobs.serving import JobsServing
+from serve_app.migration.router import router as migration_router
+from serve_app.migration.serving import MigrationServing
 from serve_app.openai_api.router import OPENAI_PREFIX
 from serve_app.openai_api.router import router as openai_router
 from serve_app.request_ids import request_id
@@ -195,6 +197,7 @@ def build_http_app(tts: TTSServing, voices: VoicesServing, jobs: JobsServing) ->
     app.state.tts = tts
     app.state.voices = voices
     app.state.jobs = jobs
+    app.state.migration = MigrationServing(jobs)
     _install_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,
@@ -204,6 +207,7 @@ def build_http_app(tts: TTSServing, voices: VoicesServing, jobs: JobsServing) ->
     app.include_router(tts_router)
     app.include_router(jobs_router)
     app.include_router(openai_router)
+    app.include_router(migration_router)
     app.include_router(voices_router)
     app.include_router(health_router)
     return app

@@ -183,6 +183,33 @@ class CallbackSettings(BaseModel):
     max_in_flight: int = Field(16, ge=1)
 
 
+class MigrationSettings(BaseModel):
+    """The serverless-handler routes (/run, /runsync, /status/{id}) that
+    existing clients switch to by changing their base URL."""
+
+    # How finished audio comes back: inline as base64 (the old handlers'
+    # way) or as a URL; a request's input.delivery overrides it.
+    delivery: Literal["base64", "url"] = "base64"
+    # Audio larger than this (all sections together) comes back as URLs even
+    # when base64 was asked for: a response stays a size clients can parse.
+    max_base64_bytes: int = Field(10_000_000, ge=0)
+    max_sections: int = Field(100, ge=1)
+    # /runsync waits this long, then answers IN_PROGRESS; poll /status/{id}.
+    runsync_wait_s: float = Field(90.0, gt=0)
+
+
+class ResponseCacheSettings(BaseModel):
+    """Finished speech kept in storage under tts_cache/, keyed by everything
+    that shapes it, so an identical request is answered without synthesis."""
+
+    enabled: bool = True
+    # Longer audio is rare to repeat and costly to keep: it is not cached.
+    max_entry_bytes: int = Field(50_000_000, ge=0)
+    # A slow or unreachable bucket must not hold up synthesis: past this, a
+    # lookup counts as a miss.
+    lookup_timeout_s: float = Field(2.0, gt=0)
+
+
 AudioFormatName = Literal["wav", "mp3", "opus", "aac", "flac", "pcm"]
 
 
@@ -234,8 +261,10 @@ class Settings(BaseSettings):
     storage_root: Path = Path("./data")
     storage_backend: Literal["local", "firebase"] = "local"
     firebase: FirebaseSettings = FirebaseSettings()
+    response_cache: ResponseCacheSettings = ResponseCacheSettings()
     jobs: JobSettings = JobSettings()
     callbacks: CallbackSettings = CallbackSettings()
+    migration: MigrationSettings = MigrationSettings()
 
     voices: VoiceSettings = VoiceSettings()
     outbound: OutboundSettings = OutboundSettings()

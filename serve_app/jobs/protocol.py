@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from deployments.captions import CaptionFormat
 from deployments.jobs import JobRecord
 from serve_app.tts.protocol import SpeechParams
 
@@ -23,6 +24,9 @@ class JobRequest(SpeechParams):
     story_id: str | None = None
     user_id: str | None = None
     metadata: dict[str, Any] | None = Field(None, description="Echoed back in callbacks and the job status.")
+    captions: CaptionFormat | None = Field(
+        None, description="Sentence-level timestamps of the spoken text, in result.captions."
+    )
 
 
 class Progress(BaseModel):
@@ -42,6 +46,9 @@ class JobAudio(BaseModel):
     size_bytes: int
     duration_s: float
     sample_rate: int
+    captions: str | list[dict[str, Any]] | None = Field(
+        None, description="With `captions`: WebVTT or SRT text, or a list of {start, end, text}."
+    )
 
 
 class JobError(BaseModel):

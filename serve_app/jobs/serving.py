@@ -19,7 +19,7 @@ from typing import Any
 from ray.exceptions import RayActorError, RayTaskError
 
 from deployments.callbacks import error_callback_url
-from deployments.jobs import JobRecord, NewJob
+from deployments.jobs import AudioDelivery, JobRecord, NewJob, RunMode, RunRecord
 from deployments.safe_fetch import AllowList, check_url
 from serve_app.errors import InvalidRequestError, UrlRefusedError, VoiceGraphError
 from serve_app.jobs.protocol import JobRequest
@@ -51,27 +51,56 @@ class JobsServing:
     # Accepting
 
     async def submit(self, request: JobRequest) -> JobRecord:
+        record: JobRecord = await self._call_storage("create_job", await self._new_job(request))
+        claimed = await self._claim_now([record.id])
+        return claimed[0] if claimed else record
+
+    async def submit_run(
+        self, mode: RunMode, delivery: AudioDelivery, sections: list[tuple[str | None, JobRequest]]
+    ) -> RunRecord:
+        """One job per section, recorded together: all are checked before any is queued."""
+        new_jobs = []
+        for index, (section_id, request) in enumerate(sections):
+            try:
+                new_jobs.append((section_id, await self._new_job(request)))
+            except VoiceGraphError as exc:
+                if mode == "simple":
+                    raise
+                where = f"sections[{index}] (id {section_id!r})"
+                raise type(exc)(f"{where}: {exc.message}") from None
+        run: RunRecord = await self._call_storage("create_run", mode, delivery, new_jobs)
+        if await self._claim_now([section.job.id for section in run.sections]):
+            run = await self.run_status(run.id)
+        return run
+
+    async def _new_job(self, request: JobRequest) -> NewJob:
         self._check_caller_data(request)
         callback_url, error_url = await asyncio.to_thread(self._callback_urls, request)
         job = await self.tts.validate(request)
-        speech = request.model_dump(mode="json", include=set(SpeechParams.model_fields), exclude_none=True)
-        record: JobRecord = await self._call_storage(
-            "create_job",
-            NewJob(
-                request=speech,
-                voice_id=job.voice_id,
-                story_id=request.story_id,
-                user_id=request.user_id,
-                metadata=request.metadata,
-                callback_url=callback_url,
-                error_callback_url=error_url,
-            ),
+        # What a runner needs to make the audio again, wherever it runs.
+        speech = request.model_dump(
+            mode="json", include={*SpeechParams.model_fields, "captions"}, exclude_none=True
         )
-        if self._has_room():
-            claimed = await self._claim(record.id)
-            if claimed is not None:
-                return claimed
-        return record
+        return NewJob(
+            request=speech,
+            voice_id=job.voice_id,
+            story_id=request.story_id,
+            user_id=request.user_id,
+            metadata=request.metadata,
+            callback_url=callback_url,
+            error_callback_url=error_url,
+        )
+
+    async def _claim_now(self, job_ids: list[str]) -> list[JobRecord]:
+        """Start what this replica has room for at once; pollers take the rest."""
+        claimed = []
+        for job_id in job_ids:
+            if not self._has_room():
+                break
+            record = await self._claim(job_id)
+            if record is not None:
+                claimed.append(record)
+        return claimed
 
     def _check_caller_data(self, request: JobRequest) -> None:
         limits = self.settings.jobs
@@ -106,6 +135,9 @@ class JobsServing:
 
     async def status(self, job_id: str) -> JobRecord:
         return await self._call_storage("get_job", job_id)
+
+    async def run_status(self, run_id: str) -> RunRecord:
+        return await self._call_storage("get_run", run_id)
 
     async def audio(self, path: str) -> bytes:
         return await self._call_storage("get", path)
@@ -152,9 +184,11 @@ class JobsServing:
 
         heartbeat = asyncio.create_task(self._heartbeat(record.id, token, progress, asyncio.current_task()))
         try:
-            job = await self.tts.validate(SpeechParams(**record.request))
+            request = JobRequest(**record.request)
+            job = await self.tts.validate(request)
             speech = await self.tts.synthesize(job, on_progress)
-            await self._call_storage("complete_job", record.id, speech.audio, job.voice_id)
+            captions = self.tts.captions(speech, request.captions) if request.captions else None
+            await self._call_storage("complete_job", record.id, speech.audio, job.voice_id, captions)
         except asyncio.CancelledError:
             logger.info("job %s stopped here; another run takes it over", record.id)
             raise

@@ -35,6 +35,11 @@ _AUDIO_RESPONSES = {
                 "description": "With voice_url: hit when the cached clone was used, miss when it was cloned",
                 "schema": {"type": "string", "enum": ["hit", "miss"]},
             },
+            "X-Cache": {
+                "description": "Only while the response cache is on: hit when the audio came from it "
+                "(an identical earlier request), miss when it was synthesized",
+                "schema": {"type": "string", "enum": ["hit", "miss"]},
+            },
             "X-Request-ID": {"description": "Id to quote when reporting a problem", "schema": {"type": "string"}},
         },
     }
@@ -56,6 +61,8 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
     }
     if job.voice_cache_hit is not None:
         headers["X-Voice-Cache"] = "hit" if job.voice_cache_hit else "miss"
+    if speech.cache_hit is not None:
+        headers["X-Cache"] = "hit" if speech.cache_hit else "miss"
     captions = tts.captions(speech, body.captions) if body.captions else None
     if not body.save:
         if captions is None:

@@ -11,7 +11,7 @@ import hashlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from ray.exceptions import RayActorError
@@ -20,8 +20,9 @@ from deployments.captions import CaptionFormat, caption_chunks, render
 from deployments.chunker import check_text
 from deployments.engines import EngineInfo, Sampling, Voice
 from deployments.engines.base import check_compatible, resolve_language
+from deployments.response_cache import cache_key, from_sidecar, sidecar
 from deployments.stitcher import StitchedAudio, audio_format
-from deployments.storage import StoredObject
+from deployments.storage import StoredObject, response_cache_keys
 from deployments.stream_audio import stream_piece
 from serve_app.errors import (
     InvalidRequestError,
@@ -61,6 +62,7 @@ class Speech:
     job: SpeechJob
     audio: StitchedAudio
     chunks: tuple[str, ...]
+    cache_hit: bool | None = None  # None: the response cache is off
 
 
 class TTSServing:
@@ -76,6 +78,10 @@ class TTSServing:
         self.chunks_in_flight = 0
         self.chunks_done = 0
         self.open_streams = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
+        # Cache writes run after the response; held here so none is collected mid-write.
+        self._cache_writes: set[asyncio.Task] = set()
 
     async def engine_info(self) -> EngineInfo:
         # Every replica holds the same engine and model: ask once, keep it.
@@ -134,12 +140,84 @@ class TTSServing:
     def _language(self, requested: str | None, info: EngineInfo) -> str:
         return resolve_language(requested or self.default_language(info), info.languages, info.engine)
 
+    def _chunk_chars(self, info: EngineInfo, language: str) -> int:
+        return self.settings.chunk_chars or info.chunk_chars_for(language)
+
     async def chunks(self, job: SpeechJob) -> list[str]:
         info = await self.engine_info()
-        max_chars = self.settings.chunk_chars or info.chunk_chars_for(job.language)
+        max_chars = self._chunk_chars(info, job.language)
         return await self._chunker.chunk.remote(job.text, max_chars, job.language, job.normalize)
 
     async def synthesize(self, job: SpeechJob, progress: Progress | None = None) -> Speech:
+        if not self.settings.response_cache.enabled:
+            return await self._synthesize(job, progress)
+        keys = await self._cache_keys(job)
+        cached = await self._cached(job, keys)
+        if cached is not None:
+            self.cache_hits += 1
+            if progress is not None:
+                progress(len(cached.chunks), len(cached.chunks))
+            return cached
+        self.cache_misses += 1
+        speech = replace(await self._synthesize(job, progress), cache_hit=False)
+        self._cache_later(keys, speech)
+        return speech
+
+    async def _cache_keys(self, job: SpeechJob) -> tuple[str, str]:
+        info = await self.engine_info()
+        digest = cache_key(
+            text=job.text,
+            normalize=job.normalize,
+            voice=job.voice,
+            language=job.language,
+            speed=job.speed,
+            format_name=job.format,
+            sampling=job.sampling,
+            engine=info.engine,
+            model=info.model,
+            chunk_chars=self._chunk_chars(info, job.language),
+            settings=self.settings,
+        )
+        return response_cache_keys(digest, audio_format(job.format).extension)
+
+    async def _cached(self, job: SpeechJob, keys: tuple[str, str]) -> Speech | None:
+        """The entry at `keys`, or None. Never raises: a cache that cannot be
+        read (bucket down, slow, a broken entry) only costs a synthesis."""
+        audio_key, sidecar_key = keys
+
+        async def read() -> tuple[StitchedAudio, tuple[str, ...]]:
+            document = await self._storage.get.remote(sidecar_key)
+            data = await self._storage.get.remote(audio_key)
+            return await asyncio.to_thread(from_sidecar, document, data)
+
+        try:
+            audio, chunks = await asyncio.wait_for(read(), self.settings.response_cache.lookup_timeout_s)
+        except NotFoundError:
+            return None
+        except Exception as exc:
+            logger.warning("response cache lookup of %s failed, synthesizing: %r", sidecar_key, exc)
+            return None
+        return Speech(job=job, audio=audio, chunks=chunks, cache_hit=True)
+
+    def _cache_later(self, keys: tuple[str, str], speech: Speech) -> None:
+        # In the background: the response does not wait for storage.
+        if len(speech.audio.data) > self.settings.response_cache.max_entry_bytes:
+            return
+        task = asyncio.get_running_loop().create_task(self._cache_write(keys, speech))
+        self._cache_writes.add(task)
+        task.add_done_callback(self._cache_writes.discard)
+
+    async def _cache_write(self, keys: tuple[str, str], speech: Speech) -> None:
+        audio_key, sidecar_key = keys
+        audio = speech.audio
+        try:
+            document = await asyncio.to_thread(sidecar, audio, speech.chunks)
+            await self._storage.put.remote(audio_key, audio.data, audio.content_type)
+            await self._storage.put.remote(sidecar_key, document, "application/json")
+        except Exception:
+            logger.warning("could not write response cache entry %s", sidecar_key, exc_info=True)
+
+    async def _synthesize(self, job: SpeechJob, progress: Progress | None) -> Speech:
         try:
             return await asyncio.wait_for(self._run_graph(job, progress), self.settings.request_timeout_s)
         except TimeoutError:

@@ -117,6 +117,8 @@ def service(tmp_path_factory, reference_server, receiver) -> Service:
         callbacks={"secret": CALLBACK_SECRET, "initial_backoff_s": 0.2, "max_backoff_s": 1.0, "poll_interval_s": 0.2},
         # Small, so the over-limit upload test sends little.
         voices={"max_upload_bytes": 2_000_000},
+        # Small, so audio over the base64 limit costs a short text.
+        migration={"max_base64_bytes": 2_000_000},
     )
     port = free_port()
     # Logical CPUs: the graph's fractional requests fit even on a 2-core machine.

@@ -20,7 +20,7 @@ from deployments.callbacks import (
 from deployments.engines.espeak import EspeakEngine
 from tests.audio import decode, wav_bytes
 from tests.integration.conftest import CALLBACK_SECRET
-from tests.integration.test_tts_api import long_text
+from tests.integration.test_tts_api import CAPTIONED, long_text, parse_cues
 
 pytestmark = pytest.mark.integration
 
@@ -223,7 +223,8 @@ def test_storage_actor_killed_mid_job_loses_nothing(client, service, receiver):
     new replica, and the job, its audio and its callback all come through."""
     import ray
 
-    job = submit(client, text=long_text(13_000), callback_url=receiver.url("/api/tts/callback"))
+    # Texts of their own in these tests: a response cache hit would finish before the kill.
+    job = submit(client, text=long_text(13_000, start=2), callback_url=receiver.url("/api/tts/callback"))
     wait_for_job(client, job["job_id"], lambda s: s["progress"]["chunks_done"] > 0)
     (victim,) = replicas("StorageActor")
     ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
@@ -241,7 +242,7 @@ def test_job_cut_off_by_a_dead_runner_is_taken_over(client, service, receiver):
     replica Serve starts in its place runs the job again."""
     import ray
 
-    job = submit(client, text=long_text(13_000), callback_url=receiver.url("/api/tts/callback"))
+    job = submit(client, text=long_text(13_000, start=3), callback_url=receiver.url("/api/tts/callback"))
     wait_for_job(client, job["job_id"], lambda s: s["progress"]["chunks_done"] > 0)
     (victim,) = replicas("Ingress")
     ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
@@ -284,3 +285,13 @@ def test_many_jobs_at_once_all_finish(client):
     statuses = [wait_for_job(client, job["job_id"], finished) for job in jobs]
     assert [s["status"] for s in statuses] == ["succeeded"] * 8
     assert len({s["result"]["path"] for s in statuses}) == 8
+
+
+def test_job_result_carries_captions_that_end_with_its_audio(client):
+    job = submit(client, text=CAPTIONED, captions="srt", format="wav")
+    status = wait_for_job(client, job["job_id"], finished)
+    assert status["status"] == "succeeded", status
+    cues = parse_cues(status["result"]["captions"], ",")
+    assert cues[0][2] == "The first sentence is short." and len(cues) == 36
+    pcm, rate = decode(client.get(f"/v1/tts/jobs/{job['job_id']}/audio").content)
+    assert cues[-1][1] == pytest.approx(len(pcm) / rate, abs=0.0015)

@@ -19,9 +19,13 @@ pytestmark = pytest.mark.integration
 SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."
 
 
-def long_text(characters: int) -> str:
-    """Sentences of varied length, so chunk durations differ and order shows."""
-    sentences, i = [], 0
+def long_text(characters: int, start: int = 0) -> str:
+    """Sentences of varied length, so chunk durations differ and order shows.
+
+    Another `start` (the first sentence's number) is another text: a test that
+    needs real synthesis must not repeat one the response cache already holds.
+    """
+    sentences, i = [], start
     while sum(len(s) + 1 for s in sentences) < characters:
         sentences.append(" ".join(["word"] * (3 + i % 11)) + f" number {i}.")
         i += 1

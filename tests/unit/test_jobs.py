@@ -232,3 +232,28 @@ def test_everything_survives_reopening(tmp_path, clock):
 def test_unknown_job_is_none(store):
     assert store.get("job_nope") is None
     assert store.fail("job_nope", "x", "y") is None
+
+
+def test_a_run_records_its_jobs_in_order_and_survives_a_reopen(tmp_path, clock):
+    path = tmp_path / "runs.sqlite3"
+    store = JobStore(path, callback_expiry_s=3600, clock=clock)
+    sections = [(name, new_job(request={"text": name})) for name in ("intro", "body", "outro")]
+    run = store.create_run("batch", "url", sections)
+    assert run.id.startswith("run_") and (run.mode, run.delivery) == ("batch", "url")
+    assert [s.id for s in run.sections] == ["intro", "body", "outro"]
+    assert [s.job.request["text"] for s in run.sections] == ["intro", "body", "outro"]
+    assert all(s.job.status == "queued" for s in run.sections)
+    store.close()
+    reopened = JobStore(path, callback_expiry_s=3600, clock=clock)
+    assert reopened.get_run(run.id) == run
+    # Its jobs are ordinary jobs: any runner claims them.
+    assert reopened.claim("runner", LEASE, 3).id == run.sections[0].job.id
+    assert reopened.get_run("run_missing") is None
+    reopened.close()
+
+
+def test_a_run_is_all_or_nothing(store):
+    unstorable = new_job(request={"text": object()})  # not JSON: the insert fails
+    with pytest.raises(TypeError):
+        store.create_run("batch", "base64", [("a", new_job()), ("b", unstorable)])
+    assert store.claim("runner", LEASE, 3) is None  # the first section was rolled back too

@@ -190,3 +190,113 @@ def test_closing_a_stream_cancels_the_chunks_under_way_and_starts_no_more():
     assert len(synthesizer.started) == 4  # the first and the lookahead; nothing after
     assert [r.cancelled for r in synthesizer.started] == [False, True, True, True]
     assert tts.open_streams == 0 and tts.chunks_in_flight == 0
+
+
+class Call:
+    """A handle method answering with fn(*args), and counting calls."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.calls = []
+
+    def remote(self, *args):
+        self.calls.append(args)
+        try:
+            return Response(self.fn(*args))
+        except Exception as exc:
+            return Response(exc)
+
+
+class Storage:
+    def __init__(self, broken: bool = False):
+        from serve_app.errors import NotFoundError, StorageError
+
+        self.files: dict[str, bytes] = {}
+
+        def get(key):
+            if broken:
+                raise StorageError("the bucket is down")
+            if key not in self.files:
+                raise NotFoundError(key)
+            return self.files[key]
+
+        def put(key, data, content_type):
+            if broken:
+                raise StorageError("the bucket is down")
+            self.files[key] = data
+
+        self.get, self.put = Call(get), Call(put)
+
+
+def cached_serving(storage, **cache):
+    from deployments.engines.base import EngineInfo, VoiceInfo
+    from deployments.stitcher import AudioStitcher
+
+    settings = Settings(response_cache=cache, pause_ms=0, fade_ms=0)
+    stitcher = AudioStitcher(settings)
+    tts = TTSServing(
+        settings,
+        Chunker(["Hello.", "How are you?"]),
+        type("Synth", (), {"synthesize": Call(lambda chunk, *rest: np.full(len(chunk) * 10, 0.1, np.float32))})(),
+        type("Stitch", (), {"stitch": Call(stitcher.stitch)})(),
+        storage,
+        None,
+    )
+    tts._engine_info = EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400})
+    return tts
+
+
+def speak_twice(tts):
+    async def run():
+        progress = []
+        first = await tts.synthesize(JOB, lambda *p: progress.append(p))
+        await asyncio.gather(*tts._cache_writes)
+        second = await tts.synthesize(JOB, lambda *p: progress.append(p))
+        await asyncio.gather(*tts._cache_writes)
+        return first, second, progress
+
+    return asyncio.run(run())
+
+
+def test_an_identical_request_is_served_from_the_cache():
+    storage = Storage()
+    tts = cached_serving(storage)
+    first, second, progress = speak_twice(tts)
+    assert (first.cache_hit, second.cache_hit) == (False, True)
+    assert second.audio == first.audio and second.chunks == first.chunks == ("Hello.", "How are you?")
+    assert len(tts._synthesizer.synthesize.calls) == 2  # the first request's two chunks only
+    assert (tts.cache_hits, tts.cache_misses) == (1, 1)
+    assert progress[-1] == (2, 2)  # a hit shows a finished job
+    # The sidecar is read first, and written last.
+    audio_key, sidecar_key = (args[0] for args in storage.put.calls)
+    assert audio_key.endswith(".wav") and sidecar_key == audio_key.removesuffix("wav") + "json"
+    assert [args[0] for args in storage.get.calls] == [sidecar_key, sidecar_key, audio_key]
+
+
+def test_turned_off_the_cache_never_touches_storage():
+    storage = Storage()
+    tts = cached_serving(storage, enabled=False)
+    first, second, _ = speak_twice(tts)
+    assert first.cache_hit is second.cache_hit is None
+    assert storage.get.calls == storage.put.calls == []
+    assert len(tts._synthesizer.synthesize.calls) == 4
+    assert (tts.cache_hits, tts.cache_misses) == (0, 0)
+
+
+def test_a_broken_bucket_only_costs_a_synthesis():
+    storage = Storage(broken=True)
+    tts = cached_serving(storage)
+    first, second, _ = speak_twice(tts)
+    assert first.cache_hit is second.cache_hit is False
+    assert second.audio.data == first.audio.data
+    # Tried and failed quietly; with no audio written, no sidecar is either.
+    assert [args[0][-4:] for args in storage.put.calls] == [".wav", ".wav"]
+    assert (tts.cache_hits, tts.cache_misses) == (0, 2)
+
+
+def test_audio_over_the_limit_is_not_cached():
+    storage = Storage()
+    tts = cached_serving(storage, max_entry_bytes=10)
+    first, second, _ = speak_twice(tts)
+    assert first.cache_hit is second.cache_hit is False
+    assert storage.put.calls == [] and storage.files == {}
