@@ -6,6 +6,9 @@
 Without --url it deploys the graph on a private local Ray once per Synthesizer
 replica count in --replicas (default 1 and 2) and compares them; with --url it
 measures the service already running there. Prints a table and, last, JSON.
+Every request repeats its text: the graphs this starts have the response cache
+off, so synthesis is measured; start a --url service with
+VG_RESPONSE_CACHE__ENABLED=false for the same, or leave it on to measure hits.
 A benchmark, not a test: numbers depend on the machine.
 """
 
@@ -57,12 +60,16 @@ def measure(url: str, characters: int, requests: int, concurrency: int) -> dict:
     }
 
 
-def deploy(replicas: int, port: int) -> str:
+def deploy(replicas: int, port: int, response_cache: bool = False) -> str:
     from ray import serve
 
     from serve_app.app import build_app
 
-    settings = {"synthesizer": {"min_replicas": replicas, "max_replicas": replicas}, "storage_root": "/tmp/voicegraph-bench"}
+    settings = {
+        "synthesizer": {"min_replicas": replicas, "max_replicas": replicas},
+        "storage_root": "/tmp/voicegraph-bench",
+        "response_cache": {"enabled": response_cache},
+    }
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(settings), name="voicegraph", route_prefix="/")
     return f"http://127.0.0.1:{port}"

@@ -7,6 +7,8 @@ Measures, per text size and format, the time from sending the request to the
 first byte of *audio* (a WAV header does not count), to the last byte, and the
 same request on /v1/tts (whole file) for comparison. Streaming's first audio
 should not grow with the text: the ratio line says how much it does.
+The graph this starts has the response cache off, so the whole-file repeats
+are synthesized (a --url service should run with VG_RESPONSE_CACHE__ENABLED=false).
 A benchmark, not a test: numbers depend on the machine.
 """
 

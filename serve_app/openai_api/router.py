@@ -28,5 +28,6 @@ async def create_speech(body: SpeechRequest, tts: TTSServing = Depends(get_tts))
     if body.stream:
         return await speech_stream(tts, params)
     job = await tts.validate(params)
-    audio = (await tts.synthesize(job)).audio
-    return Response(audio.data, media_type=audio.content_type)
+    speech = await tts.synthesize(job)
+    headers = {} if speech.cache_hit is None else {"X-Cache": "hit" if speech.cache_hit else "miss"}
+    return Response(speech.audio.data, media_type=speech.audio.content_type, headers=headers)

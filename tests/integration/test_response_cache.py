@@ -46,9 +46,9 @@ def entry(service, text: str, fmt: str = "wav") -> tuple[Path, Path]:
     return service.storage_root / audio, service.storage_root / sidecar
 
 
-def cached(service, text: str) -> tuple[Path, Path]:
+def cached(service, text: str, fmt: str = "wav") -> tuple[Path, Path]:
     """The entry, once its background write has finished (sidecar last)."""
-    audio, sidecar = entry(service, text)
+    audio, sidecar = entry(service, text, fmt)
     deadline = time.monotonic() + 30
     while not sidecar.is_file():
         assert time.monotonic() < deadline, "the entry was never written"
@@ -122,3 +122,12 @@ def test_a_hit_still_gives_captions_and_saves(client, service):
     assert (service.storage_root / stored["path"]).read_bytes() == original.content
     assert stored["duration_s"] == pytest.approx(float(original.headers["x-audio-duration"]), abs=1e-3)
     assert len(stored["chunks"]) == int(original.headers["x-chunk-count"])
+
+
+def test_the_openai_route_is_served_from_the_cache_too(client, service):
+    body = {"model": "tts-1", "input": unique_text(), "voice": "default", "response_format": "mp3"}
+    first = client.post("/v1/audio/speech", json=body)
+    assert first.status_code == 200 and first.headers["x-cache"] == "miss"
+    cached_audio, _ = cached(service, body["input"], "mp3")
+    second = client.post("/v1/audio/speech", json=body)
+    assert second.headers["x-cache"] == "hit" and second.content == first.content == cached_audio.read_bytes()
