@@ -31,7 +31,8 @@ _LETTERS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo 
 def fresh_text(characters: int) -> str:
     # Words, not digits: normalisation reads digits out, which would change the length.
     tag = " ".join(_LETTERS[int(c, 16)] for c in uuid.uuid4().hex[:8])
-    return f"Run {tag}. " + make_text(characters)
+    prefix = f"Run {tag}. "
+    return prefix + make_text(characters - len(prefix))
 
 
 def timed(client: httpx.Client, body: dict) -> tuple[float, str]:
