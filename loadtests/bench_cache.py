@@ -23,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadtests.bench_graph import deploy, make_text  # noqa: E402
+from loadtests.bench_graph import make_text, measure_on  # noqa: E402
 
 _LETTERS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike oscar papa quebec".split()
 
@@ -72,21 +72,12 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=2)
     options = parser.parse_args()
 
-    if options.url:
-        rows = measure(options.url, options.sizes, options.formats, options.hits)
-    else:
-        import ray
-        from ray import serve
-
-        from tests.conftest import free_port
-
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=4)
-        try:
-            url = deploy(options.replicas, free_port(), response_cache=True)
-            rows = measure(url, options.sizes, options.formats, options.hits)
-            serve.shutdown()
-        finally:
-            ray.shutdown()
+    rows = measure_on(
+        options.url,
+        options.replicas,
+        lambda url: measure(url, options.sizes, options.formats, options.hits),
+        response_cache=True,
+    )
 
     print(f"{'format':>6} {'chars':>6} {'miss s':>8} {'hit s':>8} {'miss/hit':>8}  X-Cache")
     for row in rows:

@@ -19,12 +19,16 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+T = TypeVar("T")
 
 
 def make_text(characters: int) -> str:
@@ -73,6 +77,25 @@ def deploy(replicas: int, port: int, response_cache: bool = False) -> str:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(settings), name="voicegraph", route_prefix="/")
     return f"http://127.0.0.1:{port}"
+
+
+def measure_on(url: str | None, replicas: int, measure: Callable[[str], T], response_cache: bool = False) -> T:
+    """`measure(url)` against the service at `url`, or without one against a
+    graph deployed on a private local Ray for the occasion."""
+    if url:
+        return measure(url)
+    import ray
+    from ray import serve
+
+    from tests.conftest import free_port
+
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=4)
+    try:
+        result = measure(deploy(replicas, free_port(), response_cache))
+        serve.shutdown()
+        return result
+    finally:
+        ray.shutdown()
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadtests.bench_graph import deploy, make_text  # noqa: E402
+from loadtests.bench_graph import make_text, measure_on  # noqa: E402
 
 _HEADER_BYTES = {"wav": 44, "pcm": 0, "mp3": 0, "opus": 0}
 
@@ -77,20 +77,9 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=2)
     options = parser.parse_args()
 
-    if options.url:
-        rows = measure(options.url, options.sizes, options.formats, options.repeats)
-    else:
-        import ray
-        from ray import serve
-
-        from tests.conftest import free_port
-
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=4)
-        try:
-            rows = measure(deploy(options.replicas, free_port()), options.sizes, options.formats, options.repeats)
-            serve.shutdown()
-        finally:
-            ray.shutdown()
+    rows = measure_on(
+        options.url, options.replicas, lambda url: measure(url, options.sizes, options.formats, options.repeats)
+    )
 
     print(f"{'format':>6} {'chars':>6} {'first audio s':>13} {'stream end s':>12} {'whole file s':>12}")
     for row in rows:
