@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.captions import CaptionFormat
 from serve_app.settings import AudioFormatName
 
 
@@ -53,7 +54,7 @@ class SpeechParams(BaseModel):
 
 class TTSRequest(SpeechParams):
     save: bool = Field(False, description="Store the file and return its location as JSON.")
-    captions: Literal["json", "vtt", "srt"] | None = Field(
+    captions: CaptionFormat | None = Field(
         None,
         description="Sentence-level timestamps of the spoken (normalised) text. The answer is then "
         "JSON: the stored file's location with save, else the audio as base64, plus `captions`.",
