@@ -1,40 +1,55 @@
 # The two commands a user needs: `make serve` and `make test`.
+# Every install goes through the lock (README: "Dependencies").
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PIP := $(BIN)/pip install --quiet --constraint constraints-cpu.txt
-# Re-install only when the project's dependencies change.
-SERVE_STAMP := $(VENV)/.installed-serve
-TEST_STAMP := $(VENV)/.installed-test
+PIP := $(BIN)/python -m pip install --quiet
+LOCK := requirements/lock.txt
+TORCH_PINS := requirements/torch.txt
+# Re-install only when the lock, the torch pins or the project change.
+STAMP := $(VENV)/.installed
 
-.PHONY: serve test bench emulator clean
+.PHONY: serve test bench emulator lock check-lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The engine is chosen at run time (VG_ENGINE=xtts needs the xtts extra).
-$(SERVE_STAMP): pyproject.toml constraints-cpu.txt | $(BIN)/python
-	$(PIP) -e '.[xtts]'
+# torch first, from pins that fit both its CPU and CUDA builds; then the hashed
+# lock, which pip checks is complete; then the project itself, building with the
+# locked setuptools.
+$(STAMP): pyproject.toml $(LOCK) $(TORCH_PINS) | $(BIN)/python
+	$(PIP) -r $(TORCH_PINS)
+	$(PIP) --require-hashes -r $(LOCK)
+	$(PIP) --no-deps --no-build-isolation -e .
 	$(BIN)/python scripts/cpu_torchaudio.py
 	touch $@
 
-$(TEST_STAMP): pyproject.toml constraints-cpu.txt | $(BIN)/python
-	$(PIP) -e '.[dev,xtts]'
-	$(BIN)/python scripts/cpu_torchaudio.py
-	touch $@
+# Fails, naming `make lock`, when pyproject.toml asks for what the lock lacks.
+check-lock: $(STAMP)
+	$(BIN)/python scripts/check_lock.py
 
-serve: $(SERVE_STAMP)
+# The engine is chosen at run time (VG_ENGINE=xtts needs the xtts extra, which the lock includes).
+serve: check-lock
 	exec $(BIN)/voicegraph-serve serve_config.yaml
 
-test: $(TEST_STAMP)
+test: check-lock
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Re-resolve every package to the newest version pyproject.toml allows, then
+# rewrite the lock. Run `make test` after it. Depends on the install, not on
+# check-lock: a lock that disagrees with pyproject.toml is what this mends.
+lock: $(STAMP)
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --upgrade \
+		--generate-hashes --strip-extras --extra xtts --extra dev \
+		--no-emit-index-url --no-emit-find-links \
+		--unsafe-package torch --unsafe-package torchaudio --unsafe-package torchcodec \
+		--constraint $(TORCH_PINS) --output-file $(LOCK) pyproject.toml
+
 # A local Firebase Storage stand-in for `make serve` (README: "Firebase, locally").
-emulator: $(TEST_STAMP)
+emulator: $(STAMP)
 	exec $(BIN)/gcp-storage-emulator -d data/emulator start --host 127.0.0.1 --port 9199 --default-bucket voicegraph-local
 
-bench: $(TEST_STAMP)
+bench: $(STAMP)
 	$(BIN)/python loadtests/bench_graph.py
 
 clean:
