@@ -32,14 +32,19 @@ check-lock: $(STAMP)
 serve: check-lock
 	exec $(BIN)/voicegraph-serve serve_config.yaml
 
+# The layer contract and the linter first: both take seconds.
 test: check-lock
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Re-resolve every package to the newest version pyproject.toml allows, then
-# rewrite the lock. Run `make test` after it. Depends on the install, not on
-# check-lock: a lock that disagrees with pyproject.toml is what this mends.
+# rewrite the lock. Run `make test` after it. `make lock UPGRADE=` only adds
+# what pyproject.toml newly asks for and keeps every other pin. Depends on the
+# install, not on check-lock: a lock that disagrees is what this mends.
+UPGRADE ?= --upgrade
 lock: $(STAMP)
-	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --upgrade \
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet $(UPGRADE) \
 		--generate-hashes --strip-extras --extra xtts --extra dev \
 		--no-emit-index-url --no-emit-find-links \
 		--unsafe-package torch --unsafe-package torchaudio --unsafe-package torchcodec \

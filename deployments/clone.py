@@ -1,66 +1,20 @@
-"""Reference audio → a cloned voice and a short sample of it.
-
-The VoiceCloner owns everything about the reference (decoding any container,
-trimming silence, length limits); the engine work itself runs on a
-Synthesizer replica, the only place the model is loaded.
-"""
+"""The VoiceCloner deployment: reference audio → a cloned voice and a sample
+(`voicegraph.voices.cloning`)."""
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
-
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 
-from deployments.engines import ClonedVoice
-from deployments.reference_audio import ANALYSIS_RATE, decode_audio, prepare_reference
-from deployments.stitcher import AudioStitcher
-from serve_app.errors import InvalidAudioError, PayloadTooLargeError
-from serve_app.settings import Settings
-
-
-@dataclass(frozen=True)
-class ClonedReference:
-    voice: ClonedVoice
-    speech_s: float  # seconds of reference speech the voice was made from
-    original_s: float  # seconds of audio in the file before trimming
-    sample_wav: bytes | None  # the new voice reading VoiceSettings.sample_text
-
-
-def check_reference_bytes(data: bytes, max_bytes: int) -> None:
-    if not data:
-        raise InvalidAudioError("the reference audio is empty; send a recording of 3-30 s of speech")
-    if len(data) > max_bytes:
-        raise PayloadTooLargeError(
-            f"the reference audio is {len(data)} bytes; the limit is {max_bytes} bytes"
-        )
+from deployments.handles import AsyncCalls
+from voicegraph.core.settings import Settings
+from voicegraph.voices.cloning import ClonedReference, ReferenceCloner
 
 
 @serve.deployment(name="VoiceCloner")
 class VoiceCloner:
-    def __init__(self, settings: Settings, synthesizer):
-        self._settings = settings
-        self._synthesizer = synthesizer
-        self._stitcher = AudioStitcher(settings)
+    def __init__(self, settings: Settings, synthesizer: DeploymentHandle):
+        self._cloner = ReferenceCloner(settings, AsyncCalls(synthesizer))
 
     async def clone(self, data: bytes, language: str, with_sample: bool = True) -> ClonedReference:
-        voices = self._settings.voices
-        check_reference_bytes(data, voices.max_upload_bytes)
-        # ffmpeg and the analysis are CPU work: keep this replica's loop free.
-        pcm = await asyncio.to_thread(decode_audio, data, ANALYSIS_RATE, voices.max_decode_s)
-        reference = prepare_reference(
-            pcm, ANALYSIS_RATE, min_speech_s=voices.min_speech_s, max_speech_s=voices.max_speech_s
-        )
-        voice: ClonedVoice = await self._synthesizer.clone_voice.remote(reference.pcm, reference.rate)
-        sample = None
-        if with_sample:
-            sample = await self._sample(voice, language)
-        return ClonedReference(voice, reference.speech_s, reference.original_s, sample)
-
-    async def _sample(self, voice: ClonedVoice, language: str) -> bytes:
-        info = await self._synthesizer.describe.remote()
-        pcm = await self._synthesizer.synthesize.remote(
-            self._settings.voices.sample_text, voice, language, 1.0
-        )
-        # Through the stitcher's loudness and encoding, so a sample sounds like a generation.
-        return self._stitcher.stitch([pcm], info.sample_rate, "wav").data
+        return await self._cloner.clone(data, language, with_sample)

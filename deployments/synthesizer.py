@@ -1,54 +1,16 @@
-"""One engine per replica; chunk + voice → PCM, with retries on transient faults."""
+"""The Synthesizer deployment: one engine per replica; chunk + voice → PCM."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 
 import numpy as np
 import ray
 from ray import serve
 
-from deployments.engines import ClonedVoice, Engine, EngineInfo, Sampling, Voice, build_engine
-from serve_app.errors import InvalidRequestError, ReplicaFaultError, SynthesisError
-from serve_app.settings import Settings
-
-logger = logging.getLogger("ray.serve")
-
-
-class ChunkSynthesizer:
-    """Ray-free: runs one chunk through an engine, retrying transient faults.
-
-    Errors caused by the input (`InvalidRequestError`) would fail the same way
-    again, and a `ReplicaFaultError` means this replica is broken, so both are
-    raised at once; anything else is retried `retries` times with a growing
-    pause, then reported as a `SynthesisError`.
-    """
-
-    def __init__(self, engine: Engine, retries: int = 2, backoff_s: float = 0.2):
-        self.engine = engine
-        self.retries = retries
-        self.backoff_s = backoff_s
-
-    def synthesize(
-        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
-    ) -> np.ndarray:
-        failures = 0
-        while True:
-            try:
-                return self.engine.synthesize(text, voice, language, speed, sampling)
-            except (InvalidRequestError, ReplicaFaultError):
-                # Bad input fails again anywhere; a broken replica fails again here.
-                raise
-            except Exception as exc:
-                failures += 1
-                if failures > self.retries:
-                    raise SynthesisError(
-                        f"synthesis failed after {failures} attempts: {exc}"
-                    ) from exc
-                logger.warning("chunk synthesis failed (attempt %d): %r", failures, exc)
-                time.sleep(self.backoff_s * 2 ** (failures - 1))
+from voicegraph.core.settings import Settings
+from voicegraph.engines import ClonedVoice, EngineInfo, Sampling, Voice, build_engine
+from voicegraph.engines.chunk_synthesizer import ChunkSynthesizer
 
 
 @serve.deployment(name="Synthesizer")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deployments.engines import build_engine  # noqa: E402
-from serve_app.settings import Settings  # noqa: E402
+from voicegraph.core.settings import Settings  # noqa: E402
+from voicegraph.engines import build_engine  # noqa: E402
 
 CHUNK = "The service splits long texts into chunks like this one and speaks each of them on a replica."
 
@@ -83,7 +83,7 @@ def main() -> None:
     if options.engine:
         overrides["engine"] = options.engine
     if options.tiny:
-        from deployments.engines.xtts_tiny import build_tiny_xtts
+        from voicegraph.engines.xtts_tiny import build_tiny_xtts
 
         options.model_dir = build_tiny_xtts(Path(tempfile.mkdtemp(prefix="tiny-xtts-")))
     if options.model_dir:
@@ -93,7 +93,7 @@ def main() -> None:
         # The tiny model has no speakers: clone its voice from eSpeak speech.
         import soundfile
 
-        from deployments.engines.espeak import EspeakEngine
+        from voicegraph.engines.espeak import EspeakEngine
 
         clip = Path(tempfile.mkdtemp()) / "reference.wav"
         soundfile.write(clip, EspeakEngine().synthesize(CHUNK, "deep", "en-us", 1.0), 22050)

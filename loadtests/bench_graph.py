@@ -137,8 +137,12 @@ def main() -> None:
     counts = sorted({r["replicas"] for r in rows if isinstance(r["replicas"], int)})
     if len(counts) > 1:
         for size in options.sizes:
-            first, last = (next(r for r in rows if r["replicas"] == n and r["characters"] == size) for n in (counts[0], counts[-1]))
-            print(f"{size} chars: p50 with {counts[-1]} replicas / with {counts[0]} = {last['p50_s'] / first['p50_s']:.2f}")
+            first, last = (
+                next(r for r in rows if r["replicas"] == n and r["characters"] == size)
+                for n in (counts[0], counts[-1])
+            )
+            ratio = last["p50_s"] / first["p50_s"]
+            print(f"{size} chars: p50 with {counts[-1]} replicas / with {counts[0]} = {ratio:.2f}")
     print(json.dumps(rows))
 
 

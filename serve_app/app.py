@@ -14,7 +14,7 @@ from deployments.stitcher import Stitcher
 from deployments.storage import StorageActor
 from deployments.synthesizer import Synthesizer
 from serve_app.ingress import Ingress
-from serve_app.settings import ReplicaSettings, Settings, SynthesizerSettings
+from voicegraph.core.settings import ReplicaSettings, Settings, SynthesizerSettings
 
 
 def synthesizer_gpus(synth: SynthesizerSettings) -> float:

@@ -16,7 +16,6 @@ from ray.exceptions import RayActorError, RayTaskError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serve_app import errors
 from serve_app.health import router as health_router
 from serve_app.jobs.router import router as jobs_router
 from serve_app.jobs.serving import JobsServing
@@ -25,12 +24,13 @@ from serve_app.migration.serving import MigrationServing
 from serve_app.openai_api.router import OPENAI_PREFIX
 from serve_app.openai_api.router import router as openai_router
 from serve_app.request_ids import request_id
-from serve_app.settings import Settings
 from serve_app.tts.router import router as tts_router
 from serve_app.tts.serving import TTSServing
 from serve_app.version import version_info
 from serve_app.voices.router import router as voices_router
 from serve_app.voices.serving import VoicesServing
+from voicegraph.core import errors
+from voicegraph.core.settings import Settings
 
 logger = logging.getLogger("ray.serve")
 

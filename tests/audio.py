@@ -12,7 +12,7 @@ import numpy as np
 import soundfile
 
 # Re-exported: the tests measure pitch with the service's own estimator.
-from deployments.reference_audio import median_f0
+from voicegraph.audio.reference import median_f0
 
 __all__ = ["CODECS", "decode", "ffmpeg_decode", "encode_audio", "median_f0", "speech_seconds", "wav_bytes"]
 

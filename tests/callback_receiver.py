@@ -11,8 +11,8 @@ from typing import Any, Self
 
 import httpx
 
-from deployments.callbacks import IDEMPOTENCY_HEADER
 from tests.conftest import free_port
+from voicegraph.jobs.callbacks import IDEMPOTENCY_HEADER
 
 
 @dataclass(frozen=True)

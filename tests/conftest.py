@@ -12,7 +12,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def tiny_xtts_dir(tmp_path_factory):
     """A tiny random XTTS checkpoint, built once per run, never committed."""
-    from deployments.engines.xtts_tiny import build_tiny_xtts
+    from voicegraph.engines.xtts_tiny import build_tiny_xtts
 
     return build_tiny_xtts(tmp_path_factory.mktemp("tiny-xtts"))
 
@@ -22,7 +22,7 @@ def reference_clip(tmp_path_factory):
     """Real speech to clone from: 4 s of eSpeak's deep voice as a WAV file."""
     import soundfile
 
-    from deployments.engines.espeak import EspeakEngine
+    from voicegraph.engines.espeak import EspeakEngine
 
     pcm = EspeakEngine().synthesize(
         "This is a reference recording of a speaking voice, made for cloning tests.", "deep", "en-us", 1.0
@@ -34,7 +34,7 @@ def reference_clip(tmp_path_factory):
 
 def tiny_xtts_settings(model_dir, reference_clip, **overrides):
     """Settings for the tiny checkpoint: short generations keep tests quick."""
-    from serve_app.settings import Settings
+    from voicegraph.core.settings import Settings
 
     xtts = {"voice_clips": {"narrator": [str(reference_clip)]}, "tokens_per_char": 0.5, "min_new_tokens": 8}
     return Settings(engine="xtts", model_dir=model_dir, xtts=xtts, **overrides)

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from deployments.captions import CaptionFormat
-from deployments.jobs import JobRecord
 from serve_app.tts.protocol import SpeechParams
+from voicegraph.jobs.store import JobRecord
+from voicegraph.text.captions import CaptionFormat
 
 
 class JobRequest(SpeechParams):

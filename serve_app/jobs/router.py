@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from deployments.jobs import JobRecord
-from serve_app.errors import NotFoundError
 from serve_app.jobs.protocol import JobRequest, JobStatus
 from serve_app.jobs.serving import JobsServing
+from voicegraph.core.errors import NotFoundError
+from voicegraph.jobs.store import JobRecord
 
 router = APIRouter(tags=["jobs"])
 

@@ -18,13 +18,14 @@ from typing import Any
 
 from ray.exceptions import RayActorError, RayTaskError
 
-from deployments.callbacks import error_callback_url
-from deployments.jobs import AudioDelivery, JobRecord, NewJob, RunMode, RunRecord
-from deployments.safe_fetch import AllowList, check_url
-from serve_app.errors import InvalidRequestError, UrlRefusedError, VoiceGraphError
 from serve_app.jobs.protocol import JobRequest
 from serve_app.tts.protocol import SpeechParams
 from serve_app.tts.serving import TTSServing
+from voicegraph.core.errors import InvalidRequestError, UrlRefusedError, VoiceGraphError
+from voicegraph.core.retry import Retry, retry_async
+from voicegraph.jobs.callbacks import error_callback_url
+from voicegraph.jobs.store import AudioDelivery, JobRecord, NewJob, RunMode, RunRecord
+from voicegraph.net.safe_fetch import AllowList, check_url
 
 logger = logging.getLogger("ray.serve")
 
@@ -224,15 +225,11 @@ class JobsServing:
     async def _call_storage(self, method: str, *args: Any) -> Any:
         """Call the StorageActor, waiting out a restart (killed, node lost)
         for up to `jobs.storage_retry_s` rather than losing the job's result."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.jobs.storage_retry_s
-        delay = 0.2
-        while True:
-            try:
-                return await getattr(self._storage, method).remote(*args)
-            except RayActorError as exc:
-                if loop.time() + delay > deadline:
-                    raise
-                logger.warning("StorageActor unavailable (%s); retrying %s", exc, method)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        policy = Retry(
+            retry_on=(RayActorError,), initial_s=0.2, max_s=5.0, deadline_s=self.settings.jobs.storage_retry_s
+        )
+
+        def log(exc: BaseException, failures: int, delay_s: float) -> None:
+            logger.warning("StorageActor unavailable (%s); retrying %s", exc, method)
+
+        return await retry_async(lambda: getattr(self._storage, method).remote(*args), policy, log)

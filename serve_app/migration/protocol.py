@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from deployments.captions import CaptionFormat
 from serve_app.jobs.protocol import JobRequest
 from serve_app.tts.protocol import SamplingParams
+from voicegraph.text.captions import CaptionFormat
 
 RunState = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from deployments.jobs import RunRecord
 from serve_app.migration.protocol import RunRequest, RunStatus
 from serve_app.migration.serving import MigrationServing
+from voicegraph.jobs.store import RunRecord
 
 router = APIRouter(tags=["migration"])
 

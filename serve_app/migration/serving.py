@@ -11,8 +11,6 @@ import asyncio
 import base64
 from collections.abc import Callable
 
-from deployments.jobs import JobRecord, RunRecord
-from serve_app.errors import InvalidRequestError
 from serve_app.jobs.serving import JobsServing
 from serve_app.migration.protocol import (
     AudioOutput,
@@ -25,6 +23,8 @@ from serve_app.migration.protocol import (
     SimpleOutput,
 )
 from serve_app.version import version_info
+from voicegraph.core.errors import InvalidRequestError
+from voicegraph.jobs.store import JobRecord, RunRecord
 
 # Job id → the URL this service serves its audio at.
 AudioLink = Callable[[str], str]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
-from serve_app.errors import InvalidRequestError
 from serve_app.openai_api.protocol import OpenAIErrorResponse, SpeechRequest
 from serve_app.tts.protocol import SpeechParams
 from serve_app.tts.router import get_tts, speech_stream
 from serve_app.tts.serving import TTSServing
+from voicegraph.core.errors import InvalidRequestError
 
 OPENAI_PREFIX = "/v1/audio/"
 

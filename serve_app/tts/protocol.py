@@ -6,8 +6,8 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.captions import CaptionFormat
-from serve_app.settings import AudioFormatName
+from voicegraph.core.settings import AudioFormatName
+from voicegraph.text.captions import CaptionFormat
 
 
 class SamplingParams(BaseModel):

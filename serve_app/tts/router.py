@@ -7,12 +7,11 @@ import base64
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
-from deployments.stitcher import audio_format, content_type
-from deployments.stream_audio import check_stream_format, encode_stream
-
 from serve_app.request_ids import request_id
 from serve_app.tts.protocol import ChunkInfo, SavedSpeech, SpeechParams, SpeechWithCaptions, TTSRequest
 from serve_app.tts.serving import TTSServing
+from voicegraph.audio.formats import audio_format, content_type
+from voicegraph.audio.streaming import check_stream_format, encode_stream
 
 router = APIRouter(tags=["tts"])
 

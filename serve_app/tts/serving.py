@@ -16,15 +16,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 from ray.exceptions import RayActorError
 
-from deployments.captions import CaptionFormat, caption_chunks, render
-from deployments.chunker import check_text
-from deployments.engines import EngineInfo, Sampling, Voice
-from deployments.engines.base import check_compatible, resolve_language
-from deployments.response_cache import cache_key, from_sidecar, sidecar
-from deployments.stitcher import StitchedAudio, audio_format
-from deployments.storage import StoredObject, response_cache_keys
-from deployments.stream_audio import stream_piece
-from serve_app.errors import (
+from serve_app.tts.protocol import SpeechParams
+from voicegraph.audio.formats import audio_format
+from voicegraph.audio.stitching import StitchedAudio
+from voicegraph.audio.streaming import stream_piece
+from voicegraph.core.errors import (
     InvalidRequestError,
     NotFoundError,
     ReplicaFaultError,
@@ -32,8 +28,14 @@ from serve_app.errors import (
     UnknownVoiceError,
     UpstreamTimeoutError,
 )
-from serve_app.settings import Settings
-from serve_app.tts.protocol import SpeechParams
+from voicegraph.core.retry import Retry, retry_async
+from voicegraph.core.settings import Settings
+from voicegraph.engines import EngineInfo, Sampling, Voice
+from voicegraph.engines.base import check_compatible, resolve_language
+from voicegraph.storage.layout import StoredObject, response_cache_keys
+from voicegraph.storage.response_cache import cache_key, from_sidecar, sidecar
+from voicegraph.text.captions import CaptionFormat, caption_chunks, render
+from voicegraph.text.chunking import check_text
 
 logger = logging.getLogger("ray.serve")
 
@@ -291,8 +293,16 @@ class TTSServing:
 
     async def _send_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
         options = self.settings.synthesizer
-        faults = 0
-        while True:
+        # The replica is broken (it said so) or gone (killed, OOM, node lost):
+        # the chunk itself is fine, so another replica gets it.
+        policy = Retry(
+            retry_on=(ReplicaFaultError, RayActorError),
+            retries=options.replica_fault_retries,
+            initial_s=options.replica_fault_backoff_s,
+            max_s=options.replica_fault_backoff_s,
+        )
+
+        async def send() -> np.ndarray:
             response = self._synthesizer.synthesize.remote(
                 chunk, job.voice, job.language, job.speed, job.sampling
             )
@@ -301,14 +311,8 @@ class TTSServing:
             except asyncio.CancelledError:
                 response.cancel()
                 raise
-            except (ReplicaFaultError, RayActorError) as exc:
-                # The replica is broken (it said so) or gone (killed, OOM, node
-                # lost): the chunk itself is fine, so another replica gets it.
-                faults += 1
-                if faults > options.replica_fault_retries:
-                    raise
-                logger.warning("replica fault, resending the chunk: %s", exc)
-                await asyncio.sleep(options.replica_fault_backoff_s)
+
+        return await retry_async(send, policy, on_retry=_log_replica_fault)
 
     def captions(self, speech: Speech, fmt: CaptionFormat) -> str | list:
         """Sentence timestamps from the chunks' real durations and the pause
@@ -322,3 +326,7 @@ class TTSServing:
 
     async def save(self, speech: Speech) -> StoredObject:
         return await self._storage.save_generation.remote(speech.audio, speech.job.voice_id)
+
+
+def _log_replica_fault(exc: BaseException, failures: int, delay_s: float) -> None:
+    logger.warning("replica fault, resending the chunk: %s", exc)

@@ -5,13 +5,13 @@ Presets come from the engine; cloned voices from the VoiceProfiles deployment.
 
 from __future__ import annotations
 
-from deployments.clone import ClonedReference, check_reference_bytes
-from deployments.engines import EngineInfo, VoiceInfo
-from deployments.engines.base import resolve_language
-from deployments.profile import VoiceRecord, voice_exists, voice_id_for
-from serve_app.errors import BuiltinVoiceError, NotFoundError
 from serve_app.tts.serving import TTSServing
 from serve_app.voices.protocol import Voice, VoiceList
+from voicegraph.core.errors import BuiltinVoiceError, NotFoundError
+from voicegraph.engines import EngineInfo, VoiceInfo
+from voicegraph.engines.base import resolve_language
+from voicegraph.voices.cloning import ClonedReference, check_reference_bytes
+from voicegraph.voices.library import VoiceRecord, voice_exists, voice_id_for
 
 
 def preset_voice(preset: VoiceInfo, info: EngineInfo) -> Voice:

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serve_app.settings import Settings
 from tests.conftest import free_port
+from voicegraph.core.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from deployments.callbacks import (
+from tests.audio import decode, wav_bytes
+from tests.integration.conftest import CALLBACK_SECRET
+from tests.integration.test_tts_api import CAPTIONED, long_text, parse_cues
+from voicegraph.engines.espeak import EspeakEngine
+from voicegraph.jobs.callbacks import (
     ATTEMPT_HEADER,
     EVENT_HEADER,
     IDEMPOTENCY_HEADER,
@@ -17,10 +21,6 @@ from deployments.callbacks import (
     TIMESTAMP_HEADER,
     verify,
 )
-from deployments.engines.espeak import EspeakEngine
-from tests.audio import decode, wav_bytes
-from tests.integration.conftest import CALLBACK_SECRET
-from tests.integration.test_tts_api import CAPTIONED, long_text, parse_cues
 
 pytestmark = pytest.mark.integration
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deployments.engines.espeak import EspeakEngine
-from serve_app.settings import Settings
 from tests.audio import decode, wav_bytes
 from tests.conftest import free_port
 from tests.integration.conftest import CALLBACK_SECRET
 from tests.integration.test_jobs_api import callbacks_settled, deliveries, submit, wait_for_job
 from tests.integration.test_tts_api import long_text
+from voicegraph.core.settings import Settings
+from voicegraph.engines.espeak import EspeakEngine
 
 pytestmark = pytest.mark.integration
 

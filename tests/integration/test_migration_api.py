@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from deployments.engines.espeak import EspeakEngine
 from tests.audio import decode, wav_bytes
 from tests.integration.test_tts_api import long_text
+from voicegraph.engines.espeak import EspeakEngine
 
 pytestmark = pytest.mark.integration
 

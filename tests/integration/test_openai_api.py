@@ -65,8 +65,8 @@ def test_streaming_with_the_client(oai):
 
 
 def test_a_cloned_voice_id_works(oai, client, service):
-    from deployments.engines.espeak import EspeakEngine
     from tests.audio import wav_bytes
+    from voicegraph.engines.espeak import EspeakEngine
 
     reference = EspeakEngine().synthesize(SENTENCE * 2, "deep", "en-us", 1.0)
     created = client.post("/v1/voices", files={"file": ("r.wav", wav_bytes(reference, 22050))}, data={"name": "oai clone"})

@@ -5,9 +5,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from deployments.chunker import speakable_chunks
-from deployments.engines.espeak import EspeakEngine
 from tests.integration.test_tts_api import long_text
+from voicegraph.engines.espeak import EspeakEngine
+from voicegraph.text.chunking import speakable_chunks
 
 pytestmark = pytest.mark.integration
 

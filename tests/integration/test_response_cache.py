@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from deployments.engines import Sampling
-from deployments.engines.espeak import EspeakEngine
-from deployments.response_cache import cache_key
-from deployments.storage import response_cache_keys
 from tests.audio import decode
 from tests.integration.test_tts_api import parse_cues
+from voicegraph.engines import Sampling
+from voicegraph.engines.espeak import EspeakEngine
+from voicegraph.storage.layout import response_cache_keys
+from voicegraph.storage.response_cache import cache_key
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deployments.chunker import normalize_text, speakable_chunks
-from deployments.engines.espeak import EspeakEngine
 from tests.audio import decode, median_f0, speech_seconds
+from voicegraph.engines.espeak import EspeakEngine
+from voicegraph.text.chunking import normalize_text, speakable_chunks
 
 pytestmark = pytest.mark.integration
 

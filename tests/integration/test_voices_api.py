@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from deployments.engines.espeak import EspeakEngine
 from tests.audio import decode, encode_audio, median_f0, wav_bytes
+from voicegraph.engines.espeak import EspeakEngine
 
 pytestmark = pytest.mark.integration
 

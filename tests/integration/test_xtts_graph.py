@@ -58,8 +58,8 @@ def test_sampling_out_of_bounds_is_a_422(xtts, sampling, field):
 
 
 def test_clone_speak_and_manage_a_voice_on_xtts(xtts, client, xtts_service, service):
-    from deployments.engines.espeak import EspeakEngine
     from tests.audio import wav_bytes
+    from voicegraph.engines.espeak import EspeakEngine
 
     reading = "This is a recording of my speaking voice. I read a few plain sentences, slowly and clearly."
     reference = wav_bytes(EspeakEngine().synthesize(reading, "bright", "en-us", 1.0), 22050)

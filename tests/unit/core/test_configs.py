@@ -1,0 +1,33 @@
+"""The shipped configs parse, and their args are valid settings."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.serve.schema import ServeDeploySchema
+
+from voicegraph.core.settings import Settings
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def serve_configs():
+    laptop = yaml.safe_load((REPO / "serve_config.yaml").read_text())
+    cluster = yaml.safe_load(yaml.safe_load((REPO / "cluster/rayservice.yaml").read_text())["spec"]["serveConfigV2"])
+    return {"serve_config.yaml": laptop, "cluster/rayservice.yaml": cluster}
+
+
+@pytest.mark.parametrize("name", ["serve_config.yaml", "cluster/rayservice.yaml"])
+def test_config_is_a_valid_serve_config_with_valid_args(name):
+    config = ServeDeploySchema.model_validate(serve_configs()[name])
+    (app,) = config.applications
+    assert app.import_path == "serve_app.app:build_app"
+    settings = Settings(**app.args)
+    assert settings.synthesizer.max_ongoing_requests > 5
+
+
+def test_laptop_config_binds_loopback_and_cluster_config_pins_gpus():
+    configs = serve_configs()
+    assert configs["serve_config.yaml"]["http_options"]["host"] == "127.0.0.1"
+    assert Settings(**configs["serve_config.yaml"]["applications"][0]["args"]).synthesizer.gpus_per_replica == "auto"
+    assert Settings(**configs["cluster/rayservice.yaml"]["applications"][0]["args"]).synthesizer.gpus_per_replica == 0.25

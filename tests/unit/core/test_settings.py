@@ -1,0 +1,63 @@
+import pytest
+from pydantic import ValidationError
+
+from serve_app.app import _autoscaled, synthesizer_gpus
+from voicegraph.core.settings import Settings, SynthesizerSettings
+
+
+def test_defaults_are_the_embedded_laptop_setup():
+    settings = Settings()
+    assert settings.engine == "espeak"
+    assert settings.max_text_chars == 13_000
+    assert str(settings.storage_root) == "data"
+    assert settings.synthesizer.max_ongoing_requests > 5
+
+
+def test_environment_overrides_defaults_and_args_override_environment(monkeypatch):
+    monkeypatch.setenv("VG_MAX_TEXT_CHARS", "500")
+    monkeypatch.setenv("VG_SYNTHESIZER__MAX_REPLICAS", "8")
+    monkeypatch.setenv("VG_PAUSE_MS", "90")
+    settings = Settings(pause_ms=40, synthesizer={"min_replicas": 2})
+    assert settings.max_text_chars == 500
+    assert settings.pause_ms == 40
+    assert (settings.synthesizer.min_replicas, settings.synthesizer.max_replicas) == (2, 8)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"engine": "nope"}, "engine"),
+        ({"max_text_chars": 0}, "max_text_chars"),
+        ({"min_speed": 2.0, "max_speed": 1.0}, "max_speed must be >= min_speed"),
+        ({"synthesizer": {"min_replicas": 4, "max_replicas": 2}}, "max_replicas"),
+        ({"synthesizer": {"gpus_per_replica": "half"}}, "gpus_per_replica"),
+        ({"typo_setting": 1}, "typo_setting"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_field_named(args, message):
+    with pytest.raises(ValidationError, match=message):
+        Settings(**args)
+
+
+def test_explicit_gpu_fraction_always_wins():
+    assert synthesizer_gpus(SynthesizerSettings(gpus_per_replica=0.5)) == 0.5
+    assert synthesizer_gpus(SynthesizerSettings(gpus_per_replica=0)) == 0.0
+
+
+def test_auto_gpus_without_a_gpu_cluster_asks_for_none():
+    # Ray is not running in unit tests: no cluster, so no GPU to share.
+    assert synthesizer_gpus(SynthesizerSettings()) == 0.0
+
+
+def test_synthesizer_autoscaling_options_come_from_settings():
+    options = _autoscaled(SynthesizerSettings(min_replicas=2, max_replicas=6, gpus_per_replica=0.25))
+    assert options["autoscaling_config"]["min_replicas"] == 2
+    assert options["autoscaling_config"]["max_replicas"] == 6
+    assert options["ray_actor_options"]["num_gpus"] == 0.25
+    assert options["max_ongoing_requests"] == 8
+
+
+def test_a_bad_outbound_allow_entry_fails_at_load():
+    with pytest.raises(ValidationError, match="10.0.0.0/33"):
+        Settings(outbound={"allow": ["127.0.0.1:8080", "10.0.0.0/33"]})
+    assert Settings(outbound={"allow": ["127.0.0.1:8080", "[::1]:9000"]}).outbound.allow[1] == "[::1]:9000"

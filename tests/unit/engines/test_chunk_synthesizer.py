@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from voicegraph.core.errors import ReplicaFaultError, SynthesisError, UnknownVoiceError
+from voicegraph.engines.base import Engine, EngineInfo
+from voicegraph.engines.chunk_synthesizer import ChunkSynthesizer
+
+
+class FlakyEngine(Engine):
+    """Fails a set number of times: transient engine faults cannot be caused on demand."""
+
+    def __init__(self, failures: int, error: Exception):
+        self.failures = failures
+        self.error = error
+        self.calls = 0
+
+    def info(self) -> EngineInfo:
+        raise NotImplementedError
+
+    def clone(self, pcm, rate):
+        raise NotImplementedError
+
+    def synthesize(self, text, voice, language, speed, sampling=None):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return np.ones(10, dtype=np.float32)
+
+
+@pytest.mark.parametrize("failures", [0, 1, 2])
+def test_transient_errors_are_retried_up_to_twice(failures):
+    engine = FlakyEngine(failures, RuntimeError("device busy"))
+    pcm = ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+    assert len(pcm) == 10
+    assert engine.calls == failures + 1
+
+
+def test_third_failure_is_a_synthesis_error():
+    engine = FlakyEngine(3, RuntimeError("device busy"))
+    with pytest.raises(SynthesisError, match="after 3 attempts: device busy"):
+        ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+    assert engine.calls == 3
+
+
+@pytest.mark.parametrize(
+    "error", [UnknownVoiceError("no such voice"), ReplicaFaultError("illegal memory access")]
+)
+def test_input_errors_and_replica_faults_are_not_retried_here(error):
+    engine = FlakyEngine(5, error)
+    with pytest.raises(type(error)):
+        ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+    assert engine.calls == 1

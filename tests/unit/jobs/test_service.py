@@ -1,0 +1,57 @@
+"""JobService: the job database with the lease settings applied, unknown ids as 404s."""
+
+import pytest
+
+from voicegraph.core.errors import NotFoundError
+from voicegraph.core.settings import JobSettings
+from voicegraph.jobs.service import JobService
+from voicegraph.jobs.store import JobStore, NewJob
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def jobs(tmp_path):
+    clock = Clock()
+    service = JobService(JobStore(tmp_path / "jobs.sqlite3", callback_expiry_s=3600, clock=clock), JobSettings(lease_s=10, max_attempts=2))
+    return service, clock
+
+
+def test_unknown_ids_are_404s_that_say_which(jobs):
+    service, _ = jobs
+    with pytest.raises(NotFoundError, match="job 'job_x' does not exist"):
+        service.get_job("job_x")
+    with pytest.raises(NotFoundError, match="run 'run_x' does not exist"):
+        service.get_run("run_x")
+
+
+def test_claims_use_the_lease_and_attempt_settings(jobs):
+    service, clock = jobs
+    job = service.create_job(NewJob(request={"text": "hi"}))
+    assert service.claim_job("a").id == job.id
+    clock.now += 9  # within the 10 s lease: nobody else may take it
+    assert service.claim_job("b") is None
+    assert service.heartbeat_job(job.id, "a", 1, 3)
+    clock.now += 11  # the lease renewed at 1009 ran out at 1019
+    assert service.claim_job("b").attempts == 2
+    clock.now += 11  # the second (last allowed) run died too
+    assert service.claim_job("c") is None
+    failed = service.get_job(job.id)
+    assert (failed.status, failed.error_code) == ("failed", "interrupted")
+
+
+def test_resume_after_restart_gives_running_jobs_a_fresh_lease(jobs):
+    service, clock = jobs
+    job = service.create_job(NewJob(request={"text": "hi"}))
+    service.claim_job("a")
+    clock.now += 9
+    assert service.resume_after_restart() == 1
+    clock.now += 9  # 18 s after the claim, 9 s after the restart: still leased
+    assert service.claim_job("b") is None
+    assert service.fail_job(job.id, "synthesis_failed", "engine broke", owner="a").status == "failed"

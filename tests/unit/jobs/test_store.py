@@ -1,0 +1,259 @@
+"""The job database: leases, takeovers, the outboxes, and what survives a reopen."""
+
+import json
+
+import pytest
+
+from voicegraph.jobs.store import JobResult, JobStore, NewJob
+
+LEASE = 10.0
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path, clock):
+    store = JobStore(tmp_path / "jobs.sqlite3", callback_expiry_s=3600, clock=clock)
+    yield store
+    store.close()
+
+
+def new_job(**overrides) -> NewJob:
+    fields = dict(
+        request={"text": "Hello."},
+        voice_id="default",
+        story_id="story-1",
+        user_id="user-1",
+        metadata={"chapter": 3},
+        callback_url="https://app.example/api/tts/callback",
+        error_callback_url="https://app.example/api/tts/error-callback",
+    )
+    return NewJob(**{**fields, **overrides})
+
+
+RESULT = JobResult(
+    path="tts_generations/TTS_voice_default_20261121_090000.wav",
+    url="https://bucket/x.wav",
+    format="wav",
+    content_type="audio/wav",
+    size_bytes=1234,
+    duration_s=1.5,
+    sample_rate=22050,
+)
+
+
+def test_create_then_claim_leases_the_job(store):
+    job = store.create(new_job())
+    assert job.status == "queued" and job.attempts == 0 and job.request == {"text": "Hello."}
+    claimed = store.claim("runner-a", LEASE, 3)
+    assert claimed.id == job.id and claimed.status == "running" and claimed.stage == "synthesizing"
+    assert claimed.owner == "runner-a" and claimed.attempts == 1
+    assert store.claim("runner-b", LEASE, 3) is None  # leased: nobody else gets it
+
+
+def test_claim_by_id_takes_only_that_job(store):
+    first, second = store.create(new_job()), store.create(new_job())
+    assert store.claim("a", LEASE, 3, second.id).id == second.id
+    assert store.claim("b", LEASE, 3, second.id) is None
+    assert store.claim("b", LEASE, 3).id == first.id
+
+
+def test_heartbeat_renews_lease_and_records_progress(store, clock):
+    job = store.create(new_job())
+    store.claim("a", LEASE, 3)
+    clock.now += LEASE * 0.8
+    assert store.heartbeat(job.id, "a", LEASE, 2, 5)
+    clock.now += LEASE * 0.8  # past the first lease, within the renewed one
+    assert store.claim("b", LEASE, 3) is None
+    record = store.get(job.id)
+    assert (record.chunks_done, record.chunks_total) == (2, 5)
+    assert not store.heartbeat(job.id, "someone-else", LEASE, 3, 5)
+
+
+def test_expired_lease_is_taken_over_and_the_old_runner_is_told(store, clock):
+    job = store.create(new_job())
+    store.claim("a", LEASE, 3)
+    clock.now += LEASE + 1
+    taken = store.claim("b", LEASE, 3)
+    assert taken.id == job.id and taken.owner == "b" and taken.attempts == 2
+    assert not store.heartbeat(job.id, "a", LEASE, 1, 5)
+    # The old runner's failure must not fail the run that replaced it.
+    assert store.fail(job.id, "synthesis_failed", "boom", owner="a") is None
+    assert store.get(job.id).status == "running"
+
+
+def test_a_restarted_database_owner_gives_running_jobs_a_fresh_lease(store, clock):
+    # The StorageActor was down longer than a lease: its runner could not renew.
+    job = store.create(new_job())
+    store.claim("a", LEASE, 3)
+    clock.now += LEASE * 3
+    assert store.extend_leases(LEASE) == 1
+    assert store.claim("b", LEASE, 3) is None
+    assert store.heartbeat(job.id, "a", LEASE, 1, 5)  # the live runner keeps its job
+    clock.now += LEASE * 1.5
+    assert store.claim("b", LEASE, 3).owner == "b"  # a dead one is still taken over
+
+
+def test_job_interrupted_on_every_run_fails_with_error_callback(store, clock):
+    job = store.create(new_job())
+    for runner in ("a", "b"):
+        assert store.claim(runner, LEASE, 2) is not None
+        clock.now += LEASE + 1
+    assert store.claim("c", LEASE, 2) is None
+    record = store.get(job.id)
+    assert record.status == "failed" and record.error_code == "interrupted"
+    (callback,) = record.callbacks
+    assert callback.kind == "error" and callback.url.endswith("/api/tts/error-callback")
+    (due,) = store.due_callbacks(10)
+    payload = json.loads(due.body)
+    assert payload["job_id"] == job.id and payload["story_id"] == "story-1"
+    assert payload["error"].startswith("the job was interrupted 2 times")
+    assert payload["metadata"] == {"chapter": 3} and payload["voice_id"] == "default"
+
+
+def test_reap_fails_dead_last_attempts_without_a_poller(store, clock):
+    job = store.create(new_job())
+    store.claim("a", LEASE, 1)
+    assert store.reap(1) == 0  # lease still live
+    clock.now += LEASE + 1
+    assert store.reap(1) == 1
+    assert store.get(job.id).status == "failed"
+
+
+def test_audio_ready_in_bucket_succeeds_and_queues_success_callback(store):
+    job = store.create(new_job())
+    store.claim("a", LEASE, 3)
+    # Finished before any heartbeat reported progress: the report itself does.
+    store.audio_ready(job.id, RESULT, upload_content_type=None, chunks=5)
+    record = store.get(job.id)
+    assert record.status == "succeeded" and record.upload == "done" and record.result == RESULT
+    assert (record.chunks_done, record.chunks_total) == (5, 5)
+    (due,) = store.due_callbacks(10)
+    payload = json.loads(due.body)
+    assert payload["status"] == "succeeded" and payload["audio_url"] == RESULT.url
+    assert payload["audio_path"] == RESULT.path and payload["duration_s"] == 1.5
+    assert due.id == f"{job.id}.success"
+
+
+def test_audio_ready_twice_counts_once(store):
+    job = store.create(new_job())
+    store.claim("a", LEASE, 3)
+    store.audio_ready(job.id, RESULT, None, 5)
+    store.audio_ready(job.id, RESULT, None, 5)
+    assert len(store.get(job.id).callbacks) == 1
+    assert store.fail(job.id, "late", "too late") is None
+    assert store.get(job.id).status == "succeeded"
+
+
+def test_pending_upload_succeeds_the_job_when_done(store):
+    job = store.create(new_job())
+    store.claim("a", LEASE, 3)
+    store.audio_ready(job.id, RESULT, upload_content_type="audio/wav", chunks=5)
+    record = store.get(job.id)
+    assert record.status == "running" and record.stage == "uploading" and record.upload == "pending"
+    assert record.callbacks == ()  # the audio URL does not work yet
+    (pending,) = store.due_uploads()
+    assert (pending.key, pending.job_id) == (RESULT.path, job.id)
+    store.upload_failed(pending.key, "bucket down", retry_in_s=30)
+    assert store.due_uploads() == []
+    renamed = RESULT.path.replace(".wav", "_2.wav")
+    store.upload_done(pending.key, renamed, "https://bucket/x_2.wav")
+    record = store.get(job.id)
+    assert record.status == "succeeded" and record.upload == "done" and record.result.path == renamed
+    assert json.loads(store.due_callbacks(10)[0].body)["audio_url"] == "https://bucket/x_2.wav"
+
+
+def test_uploading_job_is_not_taken_over(store, clock):
+    job = store.create(new_job())
+    store.claim("a", LEASE, 3)
+    store.audio_ready(job.id, RESULT, upload_content_type="audio/wav", chunks=5)
+    clock.now += LEASE * 100
+    assert store.claim("b", LEASE, 3) is None and store.reap(1) == 0
+    assert store.get(job.id).stage == "uploading"
+
+
+def test_callback_retries_then_delivers(store, clock):
+    job = store.create(new_job())
+    store.claim("a", LEASE, 3)
+    store.fail(job.id, "unknown_voice", "voice 'x' does not exist", owner="a")
+    (due,) = store.due_callbacks(10)
+    store.callback_attempted(due.id, False, 503, "HTTP 503", retry_in_s=5)
+    assert store.due_callbacks(10) == []
+    clock.now += 5
+    (due,) = store.due_callbacks(10)
+    assert due.attempts == 1
+    assert store.due_callbacks(10, exclude={due.id}) == []
+    store.callback_attempted(due.id, True, 200, None, retry_in_s=5)
+    (callback,) = store.get(job.id).callbacks
+    assert callback.state == "delivered" and callback.attempts == 2 and callback.last_status == 200
+    assert store.due_callbacks(10) == []
+
+
+def test_undelivered_callback_expires(store, clock):
+    job = store.create(new_job())
+    store.fail(job.id, "x", "y")
+    clock.now += 3600
+    assert store.due_callbacks(10) == []
+    assert store.get(job.id).callbacks[0].state == "expired"
+
+
+def test_no_callback_url_no_callback(store):
+    job = store.create(new_job(callback_url=None, error_callback_url=None))
+    store.fail(job.id, "x", "y")
+    assert store.get(job.id).callbacks == () and store.due_callbacks(10) == []
+
+
+def test_everything_survives_reopening(tmp_path, clock):
+    path = tmp_path / "jobs.sqlite3"
+    store = JobStore(path, callback_expiry_s=3600, clock=clock)
+    done = store.create(new_job())
+    store.claim("a", LEASE, 3, done.id)
+    store.audio_ready(done.id, RESULT, "audio/wav", 5)
+    queued = store.create(new_job())
+    store.close()
+    reopened = JobStore(path, callback_expiry_s=3600, clock=clock)
+    assert reopened.get(done.id).upload == "pending"
+    assert [u.key for u in reopened.due_uploads()] == [RESULT.path]
+    assert reopened.claim("b", LEASE, 3).id == queued.id
+    reopened.close()
+
+
+def test_unknown_job_is_none(store):
+    assert store.get("job_nope") is None
+    assert store.fail("job_nope", "x", "y") is None
+
+
+def test_a_run_records_its_jobs_in_order_and_survives_a_reopen(tmp_path, clock):
+    path = tmp_path / "runs.sqlite3"
+    store = JobStore(path, callback_expiry_s=3600, clock=clock)
+    sections = [(name, new_job(request={"text": name})) for name in ("intro", "body", "outro")]
+    run = store.create_run("batch", "url", sections)
+    assert run.id.startswith("run_") and (run.mode, run.delivery) == ("batch", "url")
+    assert [s.id for s in run.sections] == ["intro", "body", "outro"]
+    assert [s.job.request["text"] for s in run.sections] == ["intro", "body", "outro"]
+    assert all(s.job.status == "queued" for s in run.sections)
+    store.close()
+    reopened = JobStore(path, callback_expiry_s=3600, clock=clock)
+    assert reopened.get_run(run.id) == run
+    # Its jobs are ordinary jobs: any runner claims them.
+    assert reopened.claim("runner", LEASE, 3).id == run.sections[0].job.id
+    assert reopened.get_run("run_missing") is None
+    reopened.close()
+
+
+def test_a_run_is_all_or_nothing(store):
+    unstorable = new_job(request={"text": object()})  # not JSON: the insert fails
+    with pytest.raises(TypeError):
+        store.create_run("batch", "base64", [("a", new_job()), ("b", unstorable)])
+    assert store.claim("runner", LEASE, 3) is None  # the first section was rolled back too

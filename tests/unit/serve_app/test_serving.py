@@ -1,0 +1,302 @@
+"""The ingress's request path with stand-in handles: faults Serve cannot be made to produce on a CPU."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from serve_app.tts.serving import SpeechJob, TTSServing
+from voicegraph.core.errors import ReplicaFaultError
+from voicegraph.core.settings import Settings
+
+
+class Response:
+    def __init__(self, outcome):
+        self.outcome = outcome
+        self.cancelled = False
+
+    def __await__(self):
+        async def resolve():
+            await asyncio.sleep(0)
+            if isinstance(self.outcome, BaseException):
+                raise self.outcome
+            return self.outcome
+
+        return resolve().__await__()
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class Method:
+    def __init__(self, outcomes):
+        self.outcomes = list(outcomes)
+        self.calls = 0
+
+    def remote(self, *args):
+        self.calls += 1
+        return Response(self.outcomes.pop(0))
+
+
+class Synthesizer:
+    def __init__(self, outcomes):
+        self.synthesize = Method(outcomes)
+
+
+def serving(outcomes, retries=3):
+    settings = Settings(synthesizer={"replica_fault_retries": retries, "replica_fault_backoff_s": 0})
+    return TTSServing(settings, None, Synthesizer(outcomes), None, None, None)
+
+
+JOB = SpeechJob("Hello.", "default", "default", "en-us", "wav", 1.0)
+AUDIO = np.ones(4, dtype=np.float32)
+
+
+def test_a_chunk_hit_by_a_replica_fault_is_sent_again():
+    tts = serving([ReplicaFaultError("illegal memory access"), ReplicaFaultError("still broken"), AUDIO])
+    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB)) is AUDIO
+    assert tts._synthesizer.synthesize.calls == 3
+
+
+def test_a_chunk_whose_replica_died_is_sent_again():
+    from ray.exceptions import ActorDiedError, ActorUnavailableError
+
+    tts = serving([ActorDiedError(), ActorUnavailableError("unreachable", None), AUDIO])
+    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB)) is AUDIO
+    assert tts._synthesizer.synthesize.calls == 3
+
+
+def test_replica_faults_beyond_the_retries_fail_the_request():
+    tts = serving([ReplicaFaultError("broken")] * 3, retries=2)
+    with pytest.raises(ReplicaFaultError):
+        asyncio.run(tts._synthesize_chunk("Hello.", JOB))
+    assert tts._synthesizer.synthesize.calls == 3
+
+
+def test_other_errors_are_not_resent():
+    tts = serving([ValueError("bug")])
+    with pytest.raises(ValueError):
+        asyncio.run(tts._synthesize_chunk("Hello.", JOB))
+    assert tts._synthesizer.synthesize.calls == 1
+
+
+class GatedResponse:
+    """A chunk's synthesis that finishes when the test says so."""
+
+    def __init__(self, chunk: str, tracker: "GatedSynthesizer"):
+        self.chunk = chunk
+        self.tracker = tracker
+        self.release = asyncio.Event()
+        self.cancelled = False
+
+    def __await__(self):
+        async def resolve():
+            self.tracker.running += 1
+            self.tracker.peak = max(self.tracker.peak, self.tracker.running)
+            try:
+                await self.release.wait()
+            finally:
+                self.tracker.running -= 1
+            return np.zeros(len(self.chunk), dtype=np.float32)
+
+        return resolve().__await__()
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class GatedSynthesizer:
+    def __init__(self):
+        self.started: list[GatedResponse] = []
+        self.running = 0
+        self.peak = 0
+        outer = self
+
+        class _Method:
+            def remote(self, chunk, *args):
+                response = GatedResponse(chunk, outer)
+                outer.started.append(response)
+                return response
+
+        self.synthesize = _Method()
+
+
+class Chunker:
+    def __init__(self, chunks):
+        self.chunks = chunks
+        outer = self
+
+        class _Method:
+            def remote(self, *args):
+                return Response(outer.chunks)
+
+        self.chunk = _Method()
+
+
+def streaming(chunks, lookahead):
+    from voicegraph.engines.base import EngineInfo, VoiceInfo
+
+    settings = Settings(stream_lookahead_chunks=lookahead, pause_ms=0, fade_ms=0)
+    synthesizer = GatedSynthesizer()
+    tts = TTSServing(settings, Chunker(chunks), synthesizer, None, None, None)
+    tts._engine_info = EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400})
+    return tts, synthesizer
+
+
+CHUNKS = [("x" * n) + "." for n in range(1, 13)]  # told apart by their length
+
+
+@pytest.mark.parametrize("lookahead", [1, 3, 5])
+def test_stream_keeps_order_and_at_most_lookahead_chunks_under_way(lookahead):
+    tts, synthesizer = streaming(CHUNKS, lookahead)
+
+    async def run():
+        pieces = tts.stream(JOB)
+        received = []
+
+        async def consume():
+            async for piece in pieces:
+                received.append(len(piece))
+
+        consumer = asyncio.ensure_future(consume())
+        # Finish the chunks under way last-started first: out of order.
+        while not consumer.done():
+            await asyncio.sleep(0)
+            waiting = [r for r in synthesizer.started if not r.release.is_set()]
+            if waiting:
+                waiting[-1].release.set()
+        await consumer
+        return received
+
+    assert asyncio.run(run()) == [len(chunk) for chunk in CHUNKS]
+    assert synthesizer.peak <= lookahead
+    assert len(synthesizer.started) == len(CHUNKS)
+
+
+def test_closing_a_stream_cancels_the_chunks_under_way_and_starts_no_more():
+    tts, synthesizer = streaming(CHUNKS, 4)
+
+    async def run():
+        pieces = tts.stream(JOB)
+        first = asyncio.ensure_future(pieces.__anext__())
+        while not synthesizer.started:
+            await asyncio.sleep(0)
+        synthesizer.started[0].release.set()
+        await first
+        await pieces.aclose()  # what a client going away does
+        await asyncio.sleep(0.01)
+
+    asyncio.run(run())
+    assert len(synthesizer.started) == 4  # the first and the lookahead; nothing after
+    assert [r.cancelled for r in synthesizer.started] == [False, True, True, True]
+    assert tts.open_streams == 0 and tts.chunks_in_flight == 0
+
+
+class Call:
+    """A handle method answering with fn(*args), and counting calls."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.calls = []
+
+    def remote(self, *args):
+        self.calls.append(args)
+        try:
+            return Response(self.fn(*args))
+        except Exception as exc:
+            return Response(exc)
+
+
+class Storage:
+    def __init__(self, broken: bool = False):
+        from voicegraph.core.errors import NotFoundError, StorageError
+
+        self.files: dict[str, bytes] = {}
+
+        def get(key):
+            if broken:
+                raise StorageError("the bucket is down")
+            if key not in self.files:
+                raise NotFoundError(key)
+            return self.files[key]
+
+        def put(key, data, content_type):
+            if broken:
+                raise StorageError("the bucket is down")
+            self.files[key] = data
+
+        self.get, self.put = Call(get), Call(put)
+
+
+def cached_serving(storage, **cache):
+    from voicegraph.audio.stitching import AudioStitcher
+    from voicegraph.engines.base import EngineInfo, VoiceInfo
+
+    settings = Settings(response_cache=cache, pause_ms=0, fade_ms=0)
+    stitcher = AudioStitcher(settings)
+    tts = TTSServing(
+        settings,
+        Chunker(["Hello.", "How are you?"]),
+        type("Synth", (), {"synthesize": Call(lambda chunk, *rest: np.full(len(chunk) * 10, 0.1, np.float32))})(),
+        type("Stitch", (), {"stitch": Call(stitcher.stitch)})(),
+        storage,
+        None,
+    )
+    tts._engine_info = EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400})
+    return tts
+
+
+def speak_twice(tts):
+    async def run():
+        progress = []
+        first = await tts.synthesize(JOB, lambda *p: progress.append(p))
+        await asyncio.gather(*tts._cache_writes)
+        second = await tts.synthesize(JOB, lambda *p: progress.append(p))
+        await asyncio.gather(*tts._cache_writes)
+        return first, second, progress
+
+    return asyncio.run(run())
+
+
+def test_an_identical_request_is_served_from_the_cache():
+    storage = Storage()
+    tts = cached_serving(storage)
+    first, second, progress = speak_twice(tts)
+    assert (first.cache_hit, second.cache_hit) == (False, True)
+    assert second.audio == first.audio and second.chunks == first.chunks == ("Hello.", "How are you?")
+    assert len(tts._synthesizer.synthesize.calls) == 2  # the first request's two chunks only
+    assert (tts.cache_hits, tts.cache_misses) == (1, 1)
+    assert progress[-1] == (2, 2)  # a hit shows a finished job
+    # The sidecar is read first, and written last.
+    audio_key, sidecar_key = (args[0] for args in storage.put.calls)
+    assert audio_key.endswith(".wav") and sidecar_key == audio_key.removesuffix("wav") + "json"
+    assert [args[0] for args in storage.get.calls] == [sidecar_key, sidecar_key, audio_key]
+
+
+def test_turned_off_the_cache_never_touches_storage():
+    storage = Storage()
+    tts = cached_serving(storage, enabled=False)
+    first, second, _ = speak_twice(tts)
+    assert first.cache_hit is second.cache_hit is None
+    assert storage.get.calls == storage.put.calls == []
+    assert len(tts._synthesizer.synthesize.calls) == 4
+    assert (tts.cache_hits, tts.cache_misses) == (0, 0)
+
+
+def test_a_broken_bucket_only_costs_a_synthesis():
+    storage = Storage(broken=True)
+    tts = cached_serving(storage)
+    first, second, _ = speak_twice(tts)
+    assert first.cache_hit is second.cache_hit is False
+    assert second.audio.data == first.audio.data
+    # Tried and failed quietly; with no audio written, no sidecar is either.
+    assert [args[0][-4:] for args in storage.put.calls] == [".wav", ".wav"]
+    assert (tts.cache_hits, tts.cache_misses) == (0, 2)
+
+
+def test_audio_over_the_limit_is_not_cached():
+    storage = Storage()
+    tts = cached_serving(storage, max_entry_bytes=10)
+    first, second, _ = speak_twice(tts)
+    assert first.cache_hit is second.cache_hit is False
+    assert storage.put.calls == [] and storage.files == {}

@@ -1,0 +1,48 @@
+"""The audio formats the service writes, and their content types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voicegraph.core.errors import UnsupportedFormatError
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    name: str
+    extension: str
+    content_type: str
+    ffmpeg_format: str | None  # None: written without ffmpeg
+    codec: str | None = None
+    sample_rate: int | None = None  # forced output rate, where the codec needs one
+
+
+AUDIO_FORMATS: dict[str, AudioFormat] = {
+    f.name: f
+    for f in (
+        AudioFormat("wav", "wav", "audio/wav", None),
+        AudioFormat("mp3", "mp3", "audio/mpeg", "mp3", "libmp3lame"),
+        # Opus only encodes at 8/12/16/24/48 kHz.
+        AudioFormat("opus", "opus", "audio/ogg; codecs=opus", "ogg", "libopus", 48_000),
+        # ADTS: AAC that plays and streams without an MP4 index.
+        AudioFormat("aac", "aac", "audio/aac", "adts", "aac"),
+        AudioFormat("flac", "flac", "audio/flac", "flac", "flac"),
+        AudioFormat("pcm", "pcm", "audio/L16", None),
+    )
+}
+
+
+def audio_format(name: str) -> AudioFormat:
+    try:
+        return AUDIO_FORMATS[name]
+    except KeyError:
+        raise UnsupportedFormatError(
+            f"format {name!r} is not supported; use one of {', '.join(AUDIO_FORMATS)}"
+        ) from None
+
+
+def content_type(fmt: AudioFormat, sample_rate: int) -> str:
+    if fmt.name == "pcm":
+        # RFC 2586: raw signed 16-bit samples; say the rate so clients can play it.
+        return f"audio/L16; rate={sample_rate}; channels=1"
+    return fmt.content_type

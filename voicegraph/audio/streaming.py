@@ -1,0 +1,119 @@
+"""Encoding audio while it is still being made: the streaming formats.
+
+The whole-file path (audio/stitching.py) normalises loudness over the finished
+audio; a stream cannot wait for that. Each chunk is faded like join_chunks
+does and only limited to the peak ceiling, so the stream never clips, and the
+same pause goes between chunks, so a streamed file is as long as a stitched one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+import imageio_ffmpeg
+import numpy as np
+
+from voicegraph.audio.dsp import db_to_gain, fade, to_int16
+from voicegraph.audio.formats import AudioFormat
+from voicegraph.core.errors import EncodingError, UnsupportedFormatError
+
+STREAM_FORMATS = ("pcm", "wav", "mp3", "opus", "aac")
+
+# A streamed WAV's length is unknown when its header is sent: 0xFFFFFFFF is
+# what ffmpeg, browsers and soundfile-on-pipe readers take as "until the end".
+_UNKNOWN_SIZE = 0xFFFFFFFF
+
+
+def check_stream_format(fmt: AudioFormat) -> AudioFormat:
+    if fmt.name not in STREAM_FORMATS:
+        raise UnsupportedFormatError(
+            f"format {fmt.name!r} cannot be streamed; stream one of {', '.join(STREAM_FORMATS)}, "
+            "or use POST /v1/tts for the whole file"
+        )
+    return fmt
+
+
+def wav_stream_header(sample_rate: int) -> bytes:
+    return (
+        b"RIFF" + struct.pack("<I", _UNKNOWN_SIZE) + b"WAVE"
+        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+        + b"data" + struct.pack("<I", _UNKNOWN_SIZE)
+    )
+
+
+def stream_piece(
+    part: np.ndarray, index: int, sample_rate: int, pause_ms: float, fade_ms: float, peak_dbfs: float
+) -> np.ndarray:
+    """One chunk as it goes out: the pause before it (not before the first),
+    faded edges, and never above the peak ceiling."""
+    faded = fade(np.asarray(part, dtype=np.float32), int(sample_rate * fade_ms / 1000))
+    ceiling = db_to_gain(peak_dbfs)
+    peak = float(np.max(np.abs(faded))) if len(faded) else 0.0
+    if peak > ceiling:
+        faded = faded * (ceiling / peak)
+    if index == 0:
+        return faded
+    return np.concatenate([np.zeros(int(sample_rate * pause_ms / 1000), dtype=np.float32), faded])
+
+
+async def encode_stream(
+    pieces: AsyncIterator[np.ndarray], sample_rate: int, fmt: AudioFormat, bitrates: dict[str, str]
+) -> AsyncIterator[bytes]:
+    """Encoded bytes as soon as each piece is encoded. Closing this generator
+    (the client went away) closes `pieces`, which cancels the work behind it."""
+    async with aclosing(pieces):
+        if fmt.name in ("pcm", "wav"):
+            if fmt.name == "wav":
+                yield wav_stream_header(sample_rate)
+            async for piece in pieces:
+                yield to_int16(piece)
+            return
+        async for data in _ffmpeg_stream(pieces, sample_rate, fmt, bitrates):
+            yield data
+
+
+async def _ffmpeg_stream(
+    pieces: AsyncIterator[np.ndarray], sample_rate: int, fmt: AudioFormat, bitrates: dict[str, str]
+) -> AsyncIterator[bytes]:
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
+        "-f", "s16le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0",
+        "-c:a", fmt.codec, "-b:a", bitrates[fmt.name],
+        *(["-ar", str(fmt.sample_rate)] if fmt.sample_rate else []),
+        # Write each packet as it is made, not when ffmpeg's buffer fills.
+        "-flush_packets", "1", "-f", fmt.ffmpeg_format, "pipe:1",
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+    async def feed() -> None:
+        try:
+            async for piece in pieces:
+                process.stdin.write(to_int16(piece))
+                await process.stdin.drain()
+        finally:
+            process.stdin.close()
+
+    feeder = asyncio.create_task(feed())
+    try:
+        while data := await process.stdout.read(16_384):
+            yield data
+        await feeder  # a synthesis error surfaces here, after what was made is sent
+        if await process.wait() != 0:
+            detail = (await process.stderr.read()).decode(errors="replace").strip()
+            raise EncodingError(f"encoding the {fmt.name} stream failed: {detail}")
+    finally:
+        feeder.cancel()
+        # Let the feeder stop before `pieces` is closed: closing a generator
+        # another task is still inside would fail.
+        await asyncio.gather(feeder, return_exceptions=True)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

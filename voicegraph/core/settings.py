@@ -1,0 +1,312 @@
+"""The one settings object.
+
+Values come, highest priority first, from the builder's `args` (serve_config.yaml),
+from `VG_*` environment variables (nested fields with `__`, e.g.
+`VG_SYNTHESIZER__MAX_REPLICAS=8`), then from the defaults below. `build_app`
+resolves them once and hands the same object to every deployment, so all
+replicas of one application agree on every limit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from voicegraph.core.allow_list import AllowList
+
+
+class ReplicaSettings(BaseModel):
+    """Shape of one deployment: how many replicas and what each asks of Ray."""
+
+    num_replicas: int = Field(1, ge=1)
+    num_cpus: float = Field(0.1, ge=0)
+    # Serve's default of 5 caps concurrency far below what an async replica handles.
+    max_ongoing_requests: int = Field(64, ge=1)
+
+
+class SynthesizerSettings(BaseModel):
+    """The Synthesizer is autoscaled; the others run fixed replica counts."""
+
+    min_replicas: int = Field(1, ge=1)
+    max_replicas: int = Field(4, ge=1)
+    initial_replicas: int | None = Field(None, ge=1)
+    target_ongoing_requests: float = Field(2.0, gt=0)
+    upscale_delay_s: float = Field(5.0, ge=0)
+    downscale_delay_s: float = Field(60.0, ge=0)
+    num_cpus: float = Field(0.25, ge=0)
+    # "auto": a fraction of a GPU only when the cluster has GPUs at deploy time;
+    # a replica asking for a GPU on a GPU-less cluster would never start.
+    gpus_per_replica: float | Literal["auto"] = "auto"
+    auto_gpu_fraction: float = Field(0.25, gt=0, le=1)
+    max_ongoing_requests: int = Field(8, ge=1)
+    # Retries of a chunk on transient engine errors (the old handler did 2).
+    retries: int = Field(2, ge=0, le=10)
+    retry_backoff_s: float = Field(0.2, ge=0)
+    # A replica whose GPU broke reports unhealthy; the ingress resends its chunk
+    # (to another replica, once Serve's health check has removed it).
+    replica_fault_retries: int = Field(3, ge=0, le=10)
+    replica_fault_backoff_s: float = Field(1.0, ge=0)
+    health_check_period_s: float = Field(5.0, gt=0)
+    health_check_timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_at_least_min(cls, value: int, info) -> int:
+        minimum = info.data.get("min_replicas", 1)
+        if value < minimum:
+            raise ValueError(f"max_replicas ({value}) must be >= min_replicas ({minimum})")
+        return value
+
+
+class XttsSettings(BaseModel):
+    """Knobs of the XTTS engine; which model to load is `Settings.model_dir`/`model_name`."""
+
+    # "auto": the replica's GPU when Ray assigned it one, else CPU.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Autocast precision on CUDA; CPU always runs float32.
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    # Built-in voices from reference clips, where the model has no speakers file:
+    # {"narrator": ["/voices/narrator1.wav", "/voices/narrator2.wav"]}.
+    voice_clips: dict[str, list[Path]] = {}
+    # Generation is bounded per chunk: a model that never emits its stop token
+    # (random weights, a bad fine-tune) must not run away.
+    tokens_per_char: float = Field(3.0, gt=0)
+    min_new_tokens: int = Field(24, ge=1)
+    stream_chunk_tokens: int = Field(20, ge=1)
+    warmup: bool = True
+
+
+class VoiceSettings(BaseModel):
+    """Limits of voice cloning (POST /v1/voices and voice_url)."""
+
+    # Uploads and downloaded references; refused while arriving, not after.
+    max_upload_bytes: int = Field(20_000_000, ge=1024)
+    # Seconds of speech after trimming silence: shorter is refused, longer is cut.
+    min_speech_s: float = Field(3.0, gt=0)
+    max_speech_s: float = Field(30.0, gt=0)
+    # Decoding stops after this much input, however long the file claims to be.
+    max_decode_s: float = Field(300.0, gt=0)
+    max_name_chars: int = Field(64, ge=1, le=200)
+    sample_text: str = Field("Hello! This is a short sample of my new voice.", min_length=1)
+    # Decoded profiles kept in memory by VoiceProfiles, and voice_url clones by URL.
+    profile_cache_size: int = Field(64, ge=1)
+    url_cache_size: int = Field(256, ge=1)
+
+
+class OutboundSettings(BaseModel):
+    """Requests the service makes itself (voice_url downloads, callbacks)."""
+
+    # Loopback, private, link-local and metadata addresses are refused unless
+    # listed here: networks ("10.1.0.0/16"), addresses ("127.0.0.1"), either
+    # with a port ("127.0.0.1:8080", "[::1]:9000").
+    allow: list[str] = []
+    timeout_s: float = Field(10.0, gt=0)
+    max_redirects: int = Field(3, ge=0, le=10)
+
+    @field_validator("allow")
+    @classmethod
+    def _parseable(cls, entries: list[str]) -> list[str]:
+        # A typo must fail when the config loads, not when a replica starts.
+        AllowList.parse(entries)
+        return entries
+
+
+class FirebaseSettings(BaseModel):
+    """Firebase Storage, used when `storage_backend` is "firebase"."""
+
+    bucket: str | None = None  # e.g. "my-project.appspot.com"
+    project_id: str | None = None
+    # A service-account JSON file; None: application default credentials
+    # (GOOGLE_APPLICATION_CREDENTIALS, the GKE/GCE metadata server), or
+    # anonymous credentials when an emulator is set.
+    credentials_file: Path | None = None
+    # "127.0.0.1:9199": a GCS-protocol emulator (gcp-storage-emulator); the
+    # STORAGE_EMULATOR_HOST environment variable works too.
+    emulator_host: str | None = None
+    # What clients get: a signed URL (private bucket; needs a signing key, such
+    # as a service-account file) or the object's public URL (public bucket).
+    url_mode: Literal["signed", "public"] = "signed"
+    signed_url_ttl_s: int = Field(7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
+    # One bucket request; the client's own retries stop at retry_deadline_s.
+    timeout_s: float = Field(10.0, gt=0)
+    retry_deadline_s: float = Field(20.0, gt=0)
+    # Recently written and read files kept on local disk, least recently used
+    # evicted first. Uploads still pending are kept apart and never evicted.
+    cache_max_bytes: int = Field(512 * 1024 * 1024, ge=0)
+    # Uploads that failed (bucket down) are retried with backoff, forever:
+    # the audio is the user's data.
+    upload_retry_initial_s: float = Field(1.0, gt=0)
+    upload_retry_max_s: float = Field(60.0, gt=0)
+
+
+class JobSettings(BaseModel):
+    """Async jobs (POST /v1/tts/jobs)."""
+
+    # Jobs one ingress replica synthesizes at once; the rest wait queued.
+    max_running_per_replica: int = Field(4, ge=1)
+    # A running job whose runner has not reported for lease_s is taken over by
+    # another runner (its replica died); heartbeats come every heartbeat_s.
+    lease_s: float = Field(60.0, gt=0)
+    heartbeat_s: float = Field(5.0, gt=0)
+    # Runs of one job (the first and any takeovers) before it is failed.
+    max_attempts: int = Field(3, ge=1, le=20)
+    # How often each ingress replica looks for queued or orphaned jobs.
+    poll_interval_s: float = Field(1.0, gt=0)
+    # Retry window for reaching the StorageActor while it restarts.
+    storage_retry_s: float = Field(60.0, gt=0)
+    # Caller data echoed in callbacks: metadata as JSON, and story_id/user_id.
+    max_metadata_bytes: int = Field(16_384, ge=0)
+    max_id_chars: int = Field(256, ge=1)
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> JobSettings:
+        if self.heartbeat_s * 2 > self.lease_s:
+            raise ValueError("jobs.heartbeat_s must be at most half of jobs.lease_s")
+        return self
+
+
+class CallbackSettings(BaseModel):
+    """Success and error callbacks of jobs, delivered from a durable outbox."""
+
+    # HMAC-SHA256 key for the signature header; without one, callbacks are unsigned.
+    secret: SecretStr | None = None
+    timeout_s: float = Field(10.0, gt=0)
+    # Exponential backoff with jitter between attempts, up to max_backoff_s.
+    initial_backoff_s: float = Field(1.0, gt=0)
+    max_backoff_s: float = Field(300.0, gt=0)
+    # A callback not delivered within this long is given up and marked expired.
+    expire_after_s: float = Field(3 * 24 * 3600.0, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+    max_in_flight: int = Field(16, ge=1)
+
+
+class MigrationSettings(BaseModel):
+    """The serverless-handler routes (/run, /runsync, /status/{id}) that
+    existing clients switch to by changing their base URL."""
+
+    # How finished audio comes back: inline as base64 (the old handlers'
+    # way) or as a URL; a request's input.delivery overrides it.
+    delivery: Literal["base64", "url"] = "base64"
+    # Audio larger than this (all sections together) comes back as URLs even
+    # when base64 was asked for: a response stays a size clients can parse.
+    max_base64_bytes: int = Field(10_000_000, ge=0)
+    max_sections: int = Field(100, ge=1)
+    # /runsync waits this long, then answers IN_PROGRESS; poll /status/{id}.
+    runsync_wait_s: float = Field(90.0, gt=0)
+
+
+class ResponseCacheSettings(BaseModel):
+    """Finished speech kept in storage under tts_cache/, keyed by everything
+    that shapes it, so an identical request is answered without synthesis."""
+
+    enabled: bool = True
+    # Longer audio is rare to repeat and costly to keep: it is not cached.
+    max_entry_bytes: int = Field(50_000_000, ge=0)
+    # A slow or unreachable bucket must not hold up synthesis: past this, a
+    # lookup counts as a miss.
+    lookup_timeout_s: float = Field(2.0, gt=0)
+
+
+AudioFormatName = Literal["wav", "mp3", "opus", "aac", "flac", "pcm"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    # Engine
+    engine: Literal["espeak", "xtts"] = "espeak"
+    # XTTS: a model directory (config.json, model.pth, vocab.json, optional
+    # speakers_xtts.pth) or a Coqui model name, downloaded where there is internet.
+    model_dir: Path | None = None
+    model_name: str | None = None
+    xtts: XttsSettings = XttsSettings()
+    # None: the engine's own defaults (eSpeak: "default", en-us; XTTS: first voice, en).
+    default_voice: str | None = None
+    default_language: str | None = None
+
+    # Text limits
+    max_text_chars: int = Field(13_000, ge=1)
+    # Overrides the engine's per-language chunk size when set.
+    chunk_chars: int | None = Field(None, ge=20)
+    # Numbers, dates, currency, abbreviations, URLs read as words before
+    # chunking (every rule for English; other languages get their numbers).
+    normalize_text: bool = True
+    # Streaming: chunks synthesized ahead of the one being sent. Bounds the
+    # memory a stream holds whatever the text's length.
+    stream_lookahead_chunks: int = Field(4, ge=1, le=64)
+    min_speed: float = Field(0.5, gt=0)
+    max_speed: float = Field(2.0, gt=0)
+    max_request_bytes: int = Field(1_000_000, ge=1024)
+
+    # Audio
+    default_format: AudioFormatName = "wav"
+    pause_ms: int = Field(180, ge=0, le=5000)
+    fade_ms: float = Field(8.0, ge=0, le=100)
+    loudness: Literal["peak", "lufs", "off"] = "peak"
+    peak_dbfs: float = Field(-1.0, le=0)
+    target_lufs: float = Field(-16.0, le=0)
+    mp3_bitrate: str = "128k"
+    opus_bitrate: str = "48k"
+    aac_bitrate: str = "96k"
+
+    # Storage. With "firebase", storage_root still holds the local cache, the
+    # uploads not yet done and the job database: give it a persistent volume.
+    storage_root: Path = Path("./data")
+    storage_backend: Literal["local", "firebase"] = "local"
+    firebase: FirebaseSettings = FirebaseSettings()
+    response_cache: ResponseCacheSettings = ResponseCacheSettings()
+    jobs: JobSettings = JobSettings()
+    callbacks: CallbackSettings = CallbackSettings()
+    migration: MigrationSettings = MigrationSettings()
+
+    voices: VoiceSettings = VoiceSettings()
+    outbound: OutboundSettings = OutboundSettings()
+
+    # Graph shape
+    ingress: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=200)
+    chunker: ReplicaSettings = ReplicaSettings(num_cpus=0.1, max_ongoing_requests=200)
+    stitcher: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=32)
+    # One replica: it owns the job database and the upload and callback outboxes.
+    storage: ReplicaSettings = ReplicaSettings(num_cpus=0.1, max_ongoing_requests=64)
+    cloner: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=8)
+    # One replica: its profile cache is the only one, so a delete or an
+    # overwrite is seen by the next request at once.
+    profiles: ReplicaSettings = ReplicaSettings(num_cpus=0.1, max_ongoing_requests=64)
+    synthesizer: SynthesizerSettings = SynthesizerSettings()
+
+    # Set at image build (VG_GIT_SHA, VG_BUILD_TIME); a git checkout needs neither.
+    git_sha: str | None = None
+    build_time: str | None = None
+
+    # Seconds the ingress waits for one request's whole graph before giving up.
+    request_timeout_s: float = Field(300.0, gt=0)
+
+    def bitrates(self) -> dict[str, str]:
+        return {"mp3": self.mp3_bitrate, "opus": self.opus_bitrate, "aac": self.aac_bitrate}
+
+    @model_validator(mode="after")
+    def _firebase_has_bucket(self) -> Settings:
+        if self.storage_backend == "firebase" and not self.firebase.bucket:
+            raise ValueError("storage_backend firebase needs firebase.bucket (VG_FIREBASE__BUCKET)")
+        return self
+
+    @field_validator("max_speed")
+    @classmethod
+    def _speed_range(cls, value: float, info) -> float:
+        if value < info.data.get("min_speed", 0):
+            raise ValueError("max_speed must be >= min_speed")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        # Builder args (init) win over the environment, which wins over defaults.
+        return (init_settings, env_settings)

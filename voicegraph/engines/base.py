@@ -1,0 +1,142 @@
+"""The engine interface every Synthesizer replica holds one of."""
+
+from __future__ import annotations
+
+import abc
+import difflib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from voicegraph.core.errors import (
+    IncompatibleVoiceError,
+    UnknownVoiceError,
+    UnsupportedLanguageError,
+)
+from voicegraph.text.language import normalize_language
+
+
+def resolve_language(language: str, supported: Iterable[str], engine: str) -> str:
+    """The supported code for `language`, or a 4xx that suggests close matches."""
+    code = normalize_language(language)
+    supported = list(supported)
+    if code in supported:
+        return code
+    base = code.split("-")[0]
+    if base in supported and not any(s.startswith(base + "-") for s in supported):
+        return base  # "en-us" on an engine that knows only "en", no regional variants
+    close = difflib.get_close_matches(code, supported, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise UnsupportedLanguageError(
+        f"language {language!r} is not supported by the {engine} engine.{hint} "
+        "GET /v1/voices lists the supported languages."
+    )
+
+
+def check_voice(voice: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    if voice not in known:
+        raise UnknownVoiceError(
+            f"voice {voice!r} does not exist; available voices: {', '.join(known)}. "
+            "GET /v1/voices lists them."
+        )
+    return voice
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Per-request sampling overrides; None keeps the model's published default.
+    Engines that do not sample (eSpeak) ignore them."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    length_penalty: float | None = None
+
+
+@dataclass(frozen=True)
+class ClonedVoice:
+    """A voice cloned from reference audio: all an engine needs to speak in it.
+
+    Small enough (XTTS: ~130 KB of conditioning) to travel with every chunk,
+    so any Synthesizer replica can speak any cloned voice.
+    """
+
+    engine: str
+    model: str
+    method: str  # how it was made, e.g. "xtts-conditioning", "espeak-parametric"
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    params: dict[str, float | int | str] = field(default_factory=dict)
+
+
+# A preset's id, or a cloned voice.
+Voice = str | ClonedVoice
+
+
+def check_compatible(voice: ClonedVoice, engine: str, model: str, voice_id: str = "this voice") -> None:
+    """Conditioning is only meaningful to the engine and model that computed it."""
+    if (voice.engine, voice.model) != (engine, model):
+        raise IncompatibleVoiceError(
+            f"{voice_id} was cloned with engine {voice.engine} (model {voice.model}), but this "
+            f"service runs engine {engine} (model {model}); clone it again from its reference audio"
+        )
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    id: str
+    name: str
+    description: str
+    kind: str = "preset"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the ingress needs to validate a request without loading the engine."""
+
+    engine: str
+    model: str
+    sample_rate: int
+    languages: tuple[str, ...]
+    voices: tuple[VoiceInfo, ...]
+    default_language: str
+    # Characters per chunk, by language; "*" is the fallback.
+    chunk_chars: dict[str, int] = field(default_factory=dict)
+
+    def chunk_chars_for(self, language: str) -> int:
+        return self.chunk_chars.get(language, self.chunk_chars["*"])
+
+    def voice_ids(self) -> set[str]:
+        return {voice.id for voice in self.voices}
+
+
+class Engine(abc.ABC):
+    """Text → mono float32 PCM in [-1, 1] at `sample_rate`.
+
+    Engines raise `voicegraph.core.errors.InvalidRequestError` subclasses for input
+    they cannot speak (never retried) and anything else for faults (retried).
+    """
+
+    @abc.abstractmethod
+    def info(self) -> EngineInfo: ...
+
+    @abc.abstractmethod
+    def synthesize(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def clone(self, pcm: np.ndarray, rate: int) -> ClonedVoice:
+        """Reference speech (mono float32, silence trimmed) → a voice this engine speaks."""
+
+    def synthesize_stream(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> Iterator[np.ndarray]:
+        # Engines whose decoder produces audio incrementally (XTTS) override this;
+        # for the rest one piece is the whole chunk.
+        yield self.synthesize(text, voice, language, speed, sampling)
+
+    def check_health(self) -> None:  # noqa: B027 (optional: most engines have nothing to check)
+        """Raise if this engine can no longer work (a broken GPU context)."""

@@ -1,0 +1,54 @@
+"""One chunk through an engine, retrying transient faults."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from voicegraph.core.errors import InvalidRequestError, ReplicaFaultError, SynthesisError
+from voicegraph.core.retry import Retry, retry_call
+from voicegraph.engines.base import Engine, Sampling, Voice
+
+logger = logging.getLogger("ray.serve")
+
+
+class ChunkSynthesizer:
+    """Runs one chunk through an engine, retrying transient faults.
+
+    Errors caused by the input (`InvalidRequestError`) would fail the same way
+    again, and a `ReplicaFaultError` means this replica is broken, so both are
+    raised at once; anything else is retried `retries` times with a growing
+    pause, then reported as a `SynthesisError`.
+    """
+
+    def __init__(self, engine: Engine, retries: int = 2, backoff_s: float = 0.2):
+        self.engine = engine
+        self.retries = retries
+        self._policy = Retry(
+            retry_on=(Exception,),
+            never=(InvalidRequestError, ReplicaFaultError),
+            retries=retries,
+            initial_s=backoff_s,
+        )
+
+    def synthesize(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> np.ndarray:
+        try:
+            return retry_call(
+                lambda: self.engine.synthesize(text, voice, language, speed, sampling),
+                self._policy,
+                on_retry=_log_retry,
+            )
+        except (InvalidRequestError, ReplicaFaultError):
+            # Bad input fails again anywhere; a broken replica fails again here.
+            raise
+        except Exception as exc:
+            raise SynthesisError(
+                f"synthesis failed after {self.retries + 1} attempts: {exc}"
+            ) from exc
+
+
+def _log_retry(exc: BaseException, failures: int, delay_s: float) -> None:
+    logger.warning("chunk synthesis failed (attempt %d): %r", failures, exc)

@@ -1,0 +1,93 @@
+"""Drains what the StorageActor still owes: spooled uploads and callbacks.
+
+Ray-free; the StorageActor calls `tick` in a loop. Callbacks go out on their
+own thread pool, so a slow receiver holds at most `max_in_flight` threads and
+never the ones that store audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from voicegraph.core.retry import backoff_s
+from voicegraph.core.settings import Settings
+from voicegraph.jobs.callbacks import Delivery, deliver, delivery_headers
+from voicegraph.jobs.store import DueCallback
+from voicegraph.net.safe_fetch import AllowList
+from voicegraph.storage.service import StorageService
+
+logger = logging.getLogger("ray.serve")
+
+_EVENTS = {"success": "tts.job.succeeded", "error": "tts.job.failed"}
+
+
+class Outbox:
+    def __init__(self, service: StorageService, settings: Settings):
+        self.service = service
+        self.jobs = service.jobs
+        self.settings = settings
+        self.allow = AllowList.parse(settings.outbound.allow)
+        self._in_flight: set[str] = set()
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.callbacks.max_in_flight, thread_name_prefix="callback"
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def upload_due(self) -> int:
+        """Upload spooled files whose retry is due; stops at the first failure
+        (the bucket is down: the others would wait out the same timeout)."""
+        uploaded = 0
+        for pending in self.jobs.due_uploads():
+            if self.service.upload(pending) is None:
+                break
+            uploaded += 1
+        return uploaded
+
+    def deliver(self, due: DueCallback) -> Delivery:
+        options = self.settings.callbacks
+        attempt = due.attempts + 1
+        secret = options.secret.get_secret_value() if options.secret else None
+        headers = delivery_headers(
+            due.body,
+            idempotency_key=due.id,
+            event=_EVENTS[due.kind],
+            attempt=attempt,
+            secret=secret,
+            now=time.time(),
+        )
+        result = deliver(
+            due.url, due.body, headers, allow=self.allow, timeout_s=options.timeout_s
+        )
+        retry_in = backoff_s(attempt, options.initial_backoff_s, options.max_backoff_s)
+        self.jobs.callback_attempted(due.id, result.delivered, result.status, result.error, retry_in)
+        if not result.delivered:
+            logger.warning(
+                "%s callback of %s not delivered (attempt %d): %s; retrying in %.1f s",
+                due.kind, due.job_id, attempt, result.error or f"HTTP {result.status}", retry_in,
+            )
+        return result
+
+    async def tick(self) -> None:
+        await asyncio.to_thread(self.jobs.reap, self.settings.jobs.max_attempts)
+        room = self.settings.callbacks.max_in_flight - len(self._in_flight)
+        if room > 0:
+            loop = asyncio.get_running_loop()
+            for due in await asyncio.to_thread(self.jobs.due_callbacks, room, set(self._in_flight)):
+                self._in_flight.add(due.id)
+                future = loop.run_in_executor(self._pool, self.deliver, due)
+                future.add_done_callback(self._delivered(due.id))
+        if self.service.spool is not None:
+            await asyncio.to_thread(self.upload_due)
+
+    def _delivered(self, callback_id: str):
+        def done(future: asyncio.Future) -> None:
+            self._in_flight.discard(callback_id)
+            if not future.cancelled() and future.exception() is not None:
+                logger.error("callback %s: delivery crashed", callback_id, exc_info=future.exception())
+
+        return done

@@ -1,0 +1,145 @@
+"""Sentence captions timed from the chunk audio actually produced.
+
+Ray-free. Timing mirrors `stitcher.join_chunks`: chunk i starts after chunks
+0..i-1 and one pause between each consecutive pair; no pause follows the last
+chunk and fading changes no lengths. So the last caption ends exactly where the
+joined audio ends, given the real chunk durations and the real pause.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Literal
+
+from voicegraph.core.errors import UnsupportedFormatError
+from voicegraph.text.chunking import split_sentences
+
+# Added per word to its letter count. Spoken length follows syllables more than
+# spelling: "a" or "I" still takes a whole syllable, and a word boundary costs an
+# onset. Punctuation and spaces are not spoken at all, so they weigh nothing.
+_WORD_WEIGHT = 2.0
+
+CaptionFormat = Literal["json", "vtt", "srt"]
+
+
+@dataclass(frozen=True)
+class Caption:
+    start_s: float
+    end_s: float
+    text: str
+
+
+def speech_weight(sentence: str) -> float:
+    """Relative time a sentence takes to say: letters and digits plus a per-word cost."""
+    letters = sum(ch.isalnum() for ch in sentence)
+    return letters + _WORD_WEIGHT * len(sentence.split())
+
+
+def _caption_chunk(chunk: str, start_s: float, end_s: float, language: str) -> list[Caption]:
+    sentences = split_sentences(chunk, language)
+    weights = [speech_weight(s) for s in sentences]
+    total = sum(weights)
+    duration = end_s - start_s
+    # Boundaries from cumulative weight, the last pinned to end_s, so float
+    # error can neither push a sentence past the chunk nor leave a gap inside it.
+    bounds = [start_s + duration * (w / total) for w in accumulate(weights[:-1])]
+    starts = [start_s, *bounds]
+    ends = [*bounds, end_s]
+    return [Caption(s, e, text) for s, e, text in zip(starts, ends, sentences)]
+
+
+def caption_chunks(
+    chunks: list[str], chunk_durations_s: list[float], pause_s: float, language: str = "en"
+) -> list[Caption]:
+    """Captions for chunks spoken in order, `pause_s` of silence between them.
+
+    Pass the pause join_chunks really inserted, which is a whole number of
+    samples: `int(rate * pause_ms / 1000) / rate`, not `pause_ms / 1000`.
+    """
+    if pause_s < 0 or any(d < 0 for d in chunk_durations_s):
+        raise ValueError("durations and pause must not be negative")
+    captions: list[Caption] = []
+    start = 0.0
+    for chunk, duration in zip(chunks, chunk_durations_s, strict=True):
+        end = start + duration
+        captions.extend(_caption_chunk(chunk, start, end, language))
+        start = end + pause_s
+    return captions
+
+
+def _milliseconds(seconds: float) -> int:
+    # Every instant is rounded alone, half up, by this one monotonic function:
+    # equal times print equal and ordered times stay ordered, so a cue's end
+    # never prints after the next cue's start.
+    return math.floor(seconds * 1000 + 0.5)
+
+
+def format_timestamp(seconds: float, decimal_mark: str = ".") -> str:
+    """HH:MM:SS.mmm (hours always present), the mark being "," for SRT."""
+    hours, rest = divmod(_milliseconds(seconds), 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_mark}{millis:03d}"
+
+
+def _one_line(text: str) -> str:
+    # A blank line ends a cue in both formats; chunk text is normalised already,
+    # but a caption must never be able to end its own cue.
+    return " ".join(text.splitlines())
+
+
+def _escape_vtt(text: str) -> str:
+    # WebVTT cue text reserves & and <, and "-->" would read as a timing line;
+    # &gt; keeps the arrow visible exactly as written.
+    return (
+        _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace("-->", "--&gt;")
+    )
+
+
+def to_webvtt(captions: list[Caption]) -> str:
+    cues = (
+        f"{format_timestamp(c.start_s)} --> {format_timestamp(c.end_s)}\n{_escape_vtt(c.text)}\n\n"
+        for c in captions
+    )
+    return "WEBVTT\n\n" + "".join(cues)
+
+
+def to_srt(captions: list[Caption]) -> str:
+    return "".join(
+        f"{index}\n{format_timestamp(c.start_s, ',')} --> {format_timestamp(c.end_s, ',')}\n"
+        f"{_one_line(c.text)}\n\n"
+        for index, c in enumerate(captions, start=1)
+    )
+
+
+def to_json(captions: list[Caption]) -> list[dict[str, float | str]]:
+    # Same millisecond rounding as the text formats, so all three agree.
+    return [
+        {
+            "start": _milliseconds(c.start_s) / 1000,
+            "end": _milliseconds(c.end_s) / 1000,
+            "text": c.text,
+        }
+        for c in captions
+    ]
+
+
+_RENDERERS: dict[str, tuple[Callable[[list[Caption]], str | list], str]] = {
+    "json": (to_json, "application/json"),
+    "vtt": (to_webvtt, "text/vtt"),
+    "srt": (to_srt, "application/x-subrip"),
+}
+
+
+def render(captions: list[Caption], fmt: CaptionFormat) -> tuple[str | list, str]:
+    """(body, content type) for a caption format."""
+    try:
+        renderer, content_type = _RENDERERS[fmt]
+    except KeyError:
+        raise UnsupportedFormatError(
+            f"caption format {fmt!r} is not supported; use one of {', '.join(_RENDERERS)}"
+        ) from None
+    return renderer(captions), content_type
