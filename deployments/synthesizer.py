@@ -50,6 +50,7 @@ class Synthesizer:
             "assigned_resources": context.get_assigned_resources(),
             "gpu_ids": [str(gpu) for gpu in context.get_accelerator_ids().get("GPU", [])],
             "engine": self._chunks.engine.info().engine,
+            "chunks_done": self._chunks.chunks_done,
         }
 
     def check_health(self) -> None:

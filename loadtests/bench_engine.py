@@ -3,10 +3,12 @@
     .venv/bin/python loadtests/bench_engine.py                       # the configured engine (VG_*)
     .venv/bin/python loadtests/bench_engine.py --engine xtts --model-dir DIR
     .venv/bin/python loadtests/bench_engine.py --engine xtts --tiny  # builds a tiny random checkpoint
+    .venv/bin/python loadtests/bench_engine.py --engine piper --sizes 100 200 300 400
 
 Measures the engine in this process (load, RTF per chunk, time to first
-streamed piece), then chunks per second through Synthesizer deployments with 1
-and N replicas on a private local Ray. Prints a table, then JSON. A benchmark,
+streamed piece, seconds per sentence-aligned chunk of each --sizes length:
+what a chunk size costs in time to first audio), then chunks per second
+through Synthesizer deployments with 1 and N replicas on a private local Ray. Prints a table, then JSON. A benchmark,
 not a test: numbers depend on the machine.
 """
 
@@ -25,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from voicegraph.core.settings import Settings  # noqa: E402
 from voicegraph.engines import build_engine  # noqa: E402
+from voicegraph.text.chunking import chunk_text  # noqa: E402
 
 CHUNK = "The service splits long texts into chunks like this one and speaks each of them on a replica."
 
 
-def in_process(settings: Settings, threads: int, repeats: int) -> dict:
+def in_process(settings: Settings, threads: int, repeats: int, sizes: list[int]) -> dict:
     started = time.perf_counter()
     engine = build_engine(settings, num_threads=threads)
     load_s = time.perf_counter() - started
@@ -46,8 +49,18 @@ def in_process(settings: Settings, threads: int, repeats: int) -> dict:
     first_audio_s = time.perf_counter() - started
     for _ in stream:
         pass
-    return {"engine": info.engine, "model": info.model, "load_s": load_s,
-            "rtf_median": statistics.median(rtfs), "first_stream_audio_s": first_audio_s}
+    row = {"engine": info.engine, "model": info.model, "load_s": load_s,
+           "rtf_median": statistics.median(rtfs), "first_stream_audio_s": first_audio_s}
+    long_text = " ".join([CHUNK] * 10)
+    for size in sizes:
+        chunk = chunk_text(long_text, size)[0]
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            engine.synthesize(chunk, voice, language, 1.0)
+            times.append(time.perf_counter() - started)
+        row[f"chunk_{size}_chars_s"] = statistics.median(times)
+    return row
 
 
 def through_serve(settings: Settings, replicas: int, chunks: int) -> float:
@@ -70,13 +83,14 @@ def through_serve(settings: Settings, replicas: int, chunks: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", choices=["espeak", "xtts"])
+    parser.add_argument("--engine", choices=["piper", "espeak", "xtts"])
     parser.add_argument("--model-dir", type=Path)
     parser.add_argument("--tiny", action="store_true", help="build and use a tiny random XTTS checkpoint")
     parser.add_argument("--replicas", type=int, default=2, help="N for the 1-vs-N comparison")
     parser.add_argument("--chunks", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per engine")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[], help="chunk sizes (characters) to time")
     options = parser.parse_args()
 
     overrides = {}
@@ -99,7 +113,7 @@ def main() -> None:
         soundfile.write(clip, EspeakEngine().synthesize(CHUNK, "deep", "en-us", 1.0), 22050)
         settings.xtts.voice_clips = {"narrator": [clip]}
 
-    row = in_process(settings, options.threads, options.repeats)
+    row = in_process(settings, options.threads, options.repeats, options.sizes)
 
     import ray
 

@@ -70,6 +70,8 @@ def deploy(replicas: int, port: int, response_cache: bool = False) -> str:
     from serve_app.app import build_app
 
     settings = {
+        # eSpeak: these benchmarks measure the graph, not an engine (bench_engine.py does).
+        "engine": "espeak",
         "synthesizer": {"min_replicas": replicas, "max_replicas": replicas},
         "storage_root": "/tmp/voicegraph-bench",
         "response_cache": {"enabled": response_cache},

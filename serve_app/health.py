@@ -20,6 +20,7 @@ async def health(tts: TTSServing = Depends(get_tts)) -> dict:
         "engine": info.engine,
         "model": info.model,
         "sample_rate": info.sample_rate,
+        "default_voice": tts.default_voice(info),
         # This ingress replica's work under way.
         "load": {
             "chunks_in_flight": tts.chunks_in_flight,

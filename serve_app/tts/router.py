@@ -119,8 +119,9 @@ async def speech_stream(tts: TTSServing, body: SpeechParams) -> StreamingRespons
     headers = {"X-Accel-Buffering": "no", "Cache-Control": "no-store"}
     if job.voice_cache_hit is not None:
         headers["X-Voice-Cache"] = "hit" if job.voice_cache_hit else "miss"
+    sample_rate = info.sample_rate_for(job.voice)
     return StreamingResponse(
-        encode_stream(tts.stream(job), info.sample_rate, fmt, tts.settings.bitrates()),
-        media_type=content_type(fmt, info.sample_rate),
+        encode_stream(tts.stream(job), sample_rate, fmt, tts.settings.bitrates()),
+        media_type=content_type(fmt, sample_rate),
         headers=headers,
     )

@@ -31,7 +31,7 @@ from voicegraph.core.errors import (
 from voicegraph.core.retry import Retry, retry_async
 from voicegraph.core.settings import Settings
 from voicegraph.engines import EngineInfo, Sampling, Voice
-from voicegraph.engines.base import check_compatible, resolve_language
+from voicegraph.engines.base import check_compatible, cloning_unsupported, resolve_language
 from voicegraph.storage.layout import StoredObject, response_cache_keys
 from voicegraph.storage.response_cache import cache_key, from_sidecar, sidecar
 from voicegraph.text.captions import CaptionFormat, caption_chunks, render
@@ -113,6 +113,8 @@ class TTSServing:
             raise InvalidRequestError("send either voice or voice_url, not both")
         # Last: a voice_url may download and clone, which bad text must not cost.
         if request.voice_url:
+            if not info.can_clone:
+                raise cloning_unsupported(info.engine)
             language = self._language(request.language, info)
             voice, hit = await self._profiles.from_url.remote(request.voice_url, language)
             voice_id = "url_" + hashlib.sha256(request.voice_url.encode()).hexdigest()[:12]
@@ -121,7 +123,7 @@ class TTSServing:
             )
         voice_id = request.voice or self.default_voice(info)
         if voice_id in info.voice_ids():
-            language = self._language(request.language, info)
+            language = self._language(request.language, info, voice_id)
             return SpeechJob(
                 text, voice_id, voice_id, language, format_name, request.speed, sampling, normalize=normalize
             )
@@ -139,8 +141,11 @@ class TTSServing:
             text, voice, voice_id, language, format_name, request.speed, sampling, normalize=normalize
         )
 
-    def _language(self, requested: str | None, info: EngineInfo) -> str:
-        return resolve_language(requested or self.default_language(info), info.languages, info.engine)
+    def _language(self, requested: str | None, info: EngineInfo, voice: Voice | None = None) -> str:
+        supported = info.languages if voice is None else info.languages_for(voice)
+        # A voice that speaks one language (Piper) speaks it unless asked otherwise.
+        default = supported[0] if len(supported) == 1 else self.default_language(info)
+        return resolve_language(requested or default, supported, info.engine)
 
     def _chunk_chars(self, info: EngineInfo, language: str) -> int:
         return self.settings.chunk_chars or info.chunk_chars_for(language)
@@ -251,7 +256,7 @@ class TTSServing:
                 task.cancel()
             raise
         audio: StitchedAudio = await self._stitcher.stitch.remote(
-            parts, info.sample_rate, job.format
+            parts, info.sample_rate_for(job.voice), job.format
         )
         return Speech(job=job, audio=audio, chunks=tuple(chunks))
 
@@ -275,7 +280,8 @@ class TTSServing:
                     ahead.append(asyncio.ensure_future(self._synthesize_chunk(chunk, job)))
                 part = await ahead.popleft()
                 yield stream_piece(
-                    part, index, info.sample_rate, settings.pause_ms, settings.fade_ms, settings.peak_dbfs
+                    part, index, info.sample_rate_for(job.voice), settings.pause_ms, settings.fade_ms,
+                    settings.peak_dbfs,
                 )
         finally:
             self.open_streams -= 1

@@ -18,6 +18,7 @@ class Voice(BaseModel):
     # False for a clone made by another engine or model than the one serving.
     usable: bool = True
     language: str | None = None
+    sample_rate: int | None = Field(None, description="Hz of this voice's audio, where it has its own.")
     created_at: datetime | None = None
     method: str | None = Field(None, description="How the voice was made, e.g. xtts-conditioning.")
     reference_duration_s: float | None = Field(None, description="Seconds of reference speech used.")

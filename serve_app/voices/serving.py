@@ -9,7 +9,7 @@ from serve_app.tts.serving import TTSServing
 from serve_app.voices.protocol import Voice, VoiceList
 from voicegraph.core.errors import BuiltinVoiceError, NotFoundError
 from voicegraph.engines import EngineInfo, VoiceInfo
-from voicegraph.engines.base import resolve_language
+from voicegraph.engines.base import cloning_unsupported, resolve_language
 from voicegraph.voices.cloning import ClonedReference, check_reference_bytes
 from voicegraph.voices.library import VoiceRecord, voice_exists, voice_id_for
 
@@ -17,7 +17,7 @@ from voicegraph.voices.library import VoiceRecord, voice_exists, voice_id_for
 def preset_voice(preset: VoiceInfo, info: EngineInfo) -> Voice:
     return Voice(
         id=preset.id, name=preset.name, description=preset.description, kind="preset",
-        engine=info.engine, model=info.model,
+        engine=info.engine, model=info.model, language=preset.language, sample_rate=preset.sample_rate,
     )
 
 
@@ -55,6 +55,8 @@ class VoicesServing:
         settings = self.tts.settings
         info = await self.tts.engine_info()
         # Everything cheap first: a bad name or language must not cost a clone.
+        if not info.can_clone:
+            raise cloning_unsupported(info.engine)
         voice_id = voice_id_for(name, settings.voices.max_name_chars, set(self._presets(info)))
         language = resolve_language(
             language or self.tts.default_language(info), info.languages, info.engine

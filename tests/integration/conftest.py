@@ -107,6 +107,8 @@ def service(tmp_path_factory, reference_server, receiver) -> Service:
     from serve_app.app import build_app
 
     settings = Settings(
+        # eSpeak: the fastest engine, for every test that only needs an engine.
+        engine="espeak",
         storage_root=tmp_path_factory.mktemp("storage"),
         # Two replicas from the start, so every long text is fanned out across both.
         synthesizer={"min_replicas": 2, "max_replicas": 2},
@@ -136,6 +138,24 @@ def service(tmp_path_factory, reference_server, receiver) -> Service:
 def client(service):
     with httpx.Client(base_url=service.url, timeout=120) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def piper_service(service, tmp_path_factory) -> Service:
+    """The same graph with engine piper and its bundled voice, beside the eSpeak one."""
+    from ray import serve
+
+    from serve_app.app import build_app
+
+    settings = Settings(
+        engine="piper",
+        storage_root=tmp_path_factory.mktemp("piper-storage"),
+        synthesizer={"min_replicas": 2, "max_replicas": 2},
+        response_cache={"enabled": False},
+    )
+    serve.run(build_app(settings), name="voicegraph-piper", route_prefix="/piper")
+    yield Service(f"{service.url}/piper", settings.storage_root, settings)
+    serve.delete("voicegraph-piper")
 
 
 @pytest.fixture(scope="session")

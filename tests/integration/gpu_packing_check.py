@@ -24,6 +24,7 @@ def main(storage_root: str) -> None:
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
         settings = {
+            "engine": "espeak",
             "storage_root": storage_root,
             "synthesizer": {"min_replicas": 4, "max_replicas": 4, "gpus_per_replica": "auto"},
         }

@@ -44,6 +44,7 @@ def firebase(service, receiver, reference_server, tmp_path_factory):
     emulator.start()
     root = tmp_path_factory.mktemp("firebase-storage")
     settings = Settings(
+        engine="espeak",
         storage_root=root,
         storage_backend="firebase",
         firebase={

