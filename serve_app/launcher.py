@@ -98,6 +98,11 @@ def _supervise(argv: list[str], stop_timeout: float) -> int:
         except subprocess.TimeoutExpired:
             print(f"shutdown took over {stop_timeout:.0f} s; killing what is left", flush=True)
             return 1
+        except _Stop:
+            # A second signal (an impatient Ctrl-C, or make passing on the one
+            # it got): stop now instead of waiting out the clean shutdown.
+            print("stopped again; killing what is left", flush=True)
+            return 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)

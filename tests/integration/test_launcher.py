@@ -63,8 +63,12 @@ def wait_for_line(process: subprocess.Popen, needle: str, timeout_s: float) -> l
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="process accounting reads /proc")
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_serve_starts_speaks_and_stops_cleanly(tmp_path, stop_signal):
+@pytest.mark.parametrize(
+    ("stop_signals", "exit_code"),
+    [([signal.SIGINT], 0), ([signal.SIGTERM], 0), ([signal.SIGTERM, signal.SIGTERM], 1)],
+    ids=["ctrl-c", "sigterm", "sigterm-twice"],
+)
+def test_serve_starts_speaks_and_stops_cleanly(tmp_path, stop_signals, exit_code):
     config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
     config["applications"][0]["args"]["storage_root"] = str(tmp_path / "data")
     config_path = tmp_path / "serve_config.yaml"
@@ -90,11 +94,18 @@ def test_serve_starts_speaks_and_stops_cleanly(tmp_path, stop_signal):
         assert len(ray_processes) >= 5, "expected the driver, GCS, raylet and replicas"
 
         # Ctrl-C signals the whole foreground process group; SIGTERM comes from a supervisor.
-        if stop_signal == signal.SIGINT:
-            os.killpg(supervisor.pid, signal.SIGINT)
-        else:
-            supervisor.send_signal(signal.SIGTERM)
-        assert supervisor.wait(timeout=120) == 0
+        # A second signal while stopping (make passes one on) stops at once, still cleanly.
+        for index, stop_signal in enumerate(stop_signals):
+            if index:
+                time.sleep(0.5)
+            if stop_signal == signal.SIGINT:
+                os.killpg(supervisor.pid, signal.SIGINT)
+            else:
+                supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=120) == exit_code
+        output = supervisor.stdout.read()
+        assert "_Stop: SIG" not in output  # no signal escaped as a crash
+        assert ("stopped again" in output) == (len(stop_signals) > 1)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(alive(pid) for pid in ray_processes):
             time.sleep(0.5)
