@@ -148,6 +148,10 @@ JSON = {"content-type": "application/json"}
         (b"text=hi", {"content-type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type", "application/json"),
         (b"hi", {"content-type": "text/plain"}, 415, "unsupported_media_type", "application/json"),
         (b'{"text": "' + b"x" * 1_100_000 + b'"}', JSON, 413, "payload_too_large", "larger than"),
+        # A lone surrogate: valid JSON, not valid Unicode.
+        (b'{"text": "Hi \\udcff"}', JSON, 422, "invalid_text", "lone surrogate"),
+        ({"text": "hi", "voice": "a\x00b"}, JSON, 422, "unknown_voice", "does not exist"),
+        ({"text": "hi", "voice": "x" * 5000}, JSON, 422, "unknown_voice", "does not exist"),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(client, body, headers, status, code, hint):

@@ -290,3 +290,11 @@ def test_unreachable_and_conflicting_voice_urls(client, reference_server):
     assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_audio"
     both = client.post("/v1/tts", json={"text": "Hi.", "voice": "deep", "voice_url": not_audio})
     assert both.status_code == 422 and "not both" in both.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("voice_id", ["a%00b", "x" * 300, "Not%20A%20Slug"])
+@pytest.mark.parametrize("suffix, method", [("", "GET"), ("/sample", "GET"), ("", "DELETE")])
+def test_ids_no_clone_can_have_are_404s(client, voice_id, suffix, method):
+    response = client.request(method, f"/v1/voices/{voice_id}{suffix}")
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["code"] == "not_found"

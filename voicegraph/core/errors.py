@@ -51,6 +51,12 @@ class EmptyTextError(InvalidRequestError):
     code = "empty_text"
 
 
+class InvalidTextError(InvalidRequestError):
+    """Text no engine can read: not valid Unicode (a lone surrogate from a broken client)."""
+
+    code = "invalid_text"
+
+
 class TextTooLongError(InvalidRequestError):
     code = "text_too_long"
 

@@ -1,4 +1,4 @@
-"""Where audio and voices are kept: the one storage layout and its backends.
+"""Where audio and voices are kept: the one storage layout, as keys.
 
 Layout (ARCHITECTURE.md), the same on every backend:
 
@@ -33,6 +33,13 @@ def slugify(name: str) -> str:
     folded = anyascii(unicodedata.normalize("NFC", name))
     slug = _SLUG_UNSAFE.sub("_", folded.lower()).strip("_")
     return slug[:MAX_SLUG_CHARS].rstrip("_")
+
+
+def is_slug(text: str) -> bool:
+    """Whether `text` could be a slug: what every stored voice's id is. Checked
+    before a user-given id becomes a key, so no id, however odd (a NUL byte,
+    10,000 characters), ever reaches the file system or the bucket."""
+    return 0 < len(text) <= MAX_SLUG_CHARS and slugify(text) == text
 
 
 def timestamp(moment: datetime | None = None) -> str:

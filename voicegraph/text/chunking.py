@@ -11,7 +11,7 @@ import functools
 import re
 import unicodedata
 
-from voicegraph.core.errors import EmptyTextError, TextTooLongError
+from voicegraph.core.errors import EmptyTextError, InvalidTextError, TextTooLongError
 from voicegraph.text.normalization import normalize_for_speech
 
 _WHITESPACE = re.compile(r"\s+")
@@ -133,8 +133,22 @@ def chunk_text(text: str, max_chars: int, language: str = "en") -> list[str]:
     return _pack(pieces, max_chars)
 
 
+def check_unicode(value: str, field: str) -> str:
+    """`value`, or a 4xx when it holds a lone surrogate: JSON's "\\udcff" escapes
+    parse into one, and no encoder, engine or storage can take it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidTextError(
+            f"{field} is not valid Unicode: a lone surrogate ({value[exc.start]!r}) at character "
+            f"{exc.start}; send text as UTF-8, or escape characters outside the BMP as a surrogate pair"
+        ) from None
+    return value
+
+
 def check_text(text: str, max_text_chars: int) -> str:
     """The normalised text, or a 4xx error a person can act on."""
+    check_unicode(text, "text")
     normalized = normalize_text(text)
     if not normalized:
         raise EmptyTextError("text is empty: send at least one word to speak")

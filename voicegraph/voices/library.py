@@ -39,7 +39,7 @@ from voicegraph.core.errors import (
 from voicegraph.core.settings import Settings
 from voicegraph.engines import ClonedVoice
 from voicegraph.net.safe_fetch import AllowList, fetch
-from voicegraph.storage.layout import PROFILE_PREFIX, StoredObject, profile_keys, sample_key, slugify
+from voicegraph.storage.layout import PROFILE_PREFIX, StoredObject, is_slug, profile_keys, sample_key, slugify
 from voicegraph.voices.cloning import ClonedReference
 
 logger = logging.getLogger("ray.serve")
@@ -208,7 +208,7 @@ class VoiceLibrary:
         self._count = count
 
     async def exists(self, voice_id: str) -> bool:
-        return await self._storage.exists(profile_keys(voice_id)[1])
+        return is_slug(voice_id) and await self._storage.exists(profile_keys(voice_id)[1])
 
     async def save(
         self,
@@ -261,6 +261,8 @@ class VoiceLibrary:
             return record
 
     async def _record_or_none(self, voice_id: str) -> VoiceRecord | None:
+        if not is_slug(voice_id):
+            return None  # no clone can have this id
         try:
             data = await self._storage.get(profile_keys(voice_id)[1])
         except NotFoundError:
@@ -355,4 +357,5 @@ def voice_exists(voice_id: str) -> VoiceExistsError:
 
 
 def _not_found(voice_id: str) -> NotFoundError:
-    return NotFoundError(f"no voice with id {voice_id!r}; GET /v1/voices lists them")
+    shown = voice_id if len(voice_id) <= 80 else voice_id[:80] + "…"
+    return NotFoundError(f"no voice with id {shown!r}; GET /v1/voices lists them")

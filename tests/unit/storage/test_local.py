@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from voicegraph.audio.stitching import StitchedAudio
-from voicegraph.storage.layout import generation_key, slugify
+from voicegraph.storage.layout import generation_key, is_slug, slugify
 from voicegraph.storage.local import LocalStorage
 from voicegraph.storage.service import StorageService
 
@@ -85,3 +85,21 @@ def test_concurrent_processes_get_unique_names(tmp_path):
     assert len(keys) == 60 and len(set(keys)) == 60
     contents = {(tmp_path / key).read_bytes() for key in keys}
     assert contents == {b"aaa", b"bbb"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("narrator", True),
+        ("deep_2", True),
+        ("a" * 64, True),
+        ("a" * 65, False),
+        ("", False),
+        ("Narrator", False),
+        ("a\x00b", False),
+        ("../etc", False),
+        ("zoë", False),
+    ],
+)
+def test_is_slug(text, expected):
+    assert is_slug(text) is expected

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicegraph.core.errors import EmptyTextError, TextTooLongError
+from voicegraph.core.errors import EmptyTextError, InvalidTextError, TextTooLongError
 from voicegraph.text.chunking import check_text, chunk_text, normalize_text, split_long_sentence, split_sentences
 
 
@@ -108,3 +108,16 @@ def test_chunking_any_unicode_never_raises_and_respects_the_limit(text, limit):
     chunks = chunk_text(text, limit)
     assert all(0 < len(chunk) <= limit for chunk in chunks)
     assert "".join(chunks).replace(" ", "") == normalize_text(text).replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    ("text", "position"),
+    [("\udcff", 0), ("Hello \ud83d world", 6), ("ok \udfff", 3)],
+)
+def test_text_with_a_lone_surrogate_is_refused_with_where(text, position):
+    with pytest.raises(InvalidTextError, match=f"at character {position}"):
+        check_text(text, 1000)
+
+
+def test_text_with_real_astral_characters_passes():
+    assert check_text("Music \U0001f3b5 here.", 1000) == "Music \U0001f3b5 here."

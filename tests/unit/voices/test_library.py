@@ -213,3 +213,14 @@ def test_voice_url_outside_the_allow_list_is_refused(library):
     with pytest.raises(UrlRefusedError, match="loopback"):
         run(voices.from_url("http://127.0.0.1:1/ref.wav", "en-us"))
     assert events == []
+
+
+@pytest.mark.parametrize("voice_id", ["a\x00b", "x" * 10_000, "../../etc/passwd", "Narrator"])
+def test_ids_no_clone_can_have_are_not_found_without_touching_storage(library, voice_id):
+    voices, storage, _ = library
+    assert not run(voices.exists(voice_id))
+    for call in (voices.get, voices.record, voices.sample, voices.delete):
+        with pytest.raises(NotFoundError, match="no voice with id") as raised:
+            run(call(voice_id))
+        assert len(raised.value.message) < 200
+    assert storage.reads == []
