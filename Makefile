@@ -25,7 +25,9 @@ $(STAMP): pyproject.toml $(LOCK) $(TORCH_PINS) $(UV_LOCK) | $(BIN)/python
 	$(PIP) -r $(TORCH_PINS)
 ifeq ($(LOCK_INSTALLER),uv)
 	$(PIP) --require-hashes -r $(UV_LOCK)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r $(LOCK)
+	# Bytecode now, as pip does: Ray starts many processes, and where
+	# PYTHONDONTWRITEBYTECODE is set each would compile every import again.
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --require-hashes -r $(LOCK)
 else
 	$(PIP) --require-hashes -r $(LOCK)
 endif
