@@ -19,14 +19,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # torch first, with pip, from pins that fit both its CPU and CUDA builds; then
-# the hashed lock, checked complete; then the project itself, building with the
-# locked setuptools.
+# the hashed lock, checked complete (uv compiles bytecode, as pip does: Ray
+# starts many processes, and where PYTHONDONTWRITEBYTECODE is set each would
+# compile every import again); then the project itself, with the locked setuptools.
 $(STAMP): pyproject.toml $(LOCK) $(TORCH_PINS) $(UV_LOCK) | $(BIN)/python
 	$(PIP) -r $(TORCH_PINS)
 ifeq ($(LOCK_INSTALLER),uv)
 	$(PIP) --require-hashes -r $(UV_LOCK)
-	# Bytecode now, as pip does: Ray starts many processes, and where
-	# PYTHONDONTWRITEBYTECODE is set each would compile every import again.
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --require-hashes -r $(LOCK)
 else
 	$(PIP) --require-hashes -r $(LOCK)
