@@ -64,6 +64,9 @@ class StorageActor:
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self._storage.get, key)
 
+    async def find(self, key: str) -> bytes | None:
+        return await asyncio.to_thread(self._storage.find, key)
+
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._storage.exists, key)
 

@@ -192,18 +192,23 @@ class TTSServing:
         read (bucket down, slow, a broken entry) only costs a synthesis."""
         audio_key, sidecar_key = keys
 
-        async def read() -> tuple[StitchedAudio, tuple[str, ...]]:
-            document = await self._storage.get.remote(sidecar_key)
+        async def read() -> tuple[StitchedAudio, tuple[str, ...]] | None:
+            document = await self._storage.find.remote(sidecar_key)
+            if document is None:
+                return None  # the usual miss
             data = await self._storage.get.remote(audio_key)
             return await asyncio.to_thread(from_sidecar, document, data)
 
         try:
-            audio, chunks = await asyncio.wait_for(read(), self.settings.response_cache.lookup_timeout_s)
+            entry = await asyncio.wait_for(read(), self.settings.response_cache.lookup_timeout_s)
         except NotFoundError:
             return None
         except Exception as exc:
             logger.warning("response cache lookup of %s failed, synthesizing: %r", sidecar_key, exc)
             return None
+        if entry is None:
+            return None
+        audio, chunks = entry
         return Speech(job=job, audio=audio, chunks=chunks, cache_hit=True)
 
     def _cache_later(self, keys: tuple[str, str], speech: Speech) -> None:

@@ -160,6 +160,14 @@ class StorageService:
             self.cache.put(key, data)
 
     def get(self, key: str) -> bytes:
+        data = self.find(key)
+        if data is None:
+            raise NotFoundError(f"nothing is stored at {key}")
+        return data
+
+    def find(self, key: str) -> bytes | None:
+        """`get` for keys that are often missing (cache entries, voice records):
+        a miss is an answer, not an error Serve would log with its traceback."""
         if self.spool is not None and self.spool.exists(key):
             return self.spool.get(key)
         if self.cache is not None and (data := self.cache.get(key)) is not None:
@@ -167,7 +175,7 @@ class StorageService:
         try:
             data = self.backend.get(key)
         except FileNotFoundError:
-            raise NotFoundError(f"nothing is stored at {key}") from None
+            return None
         except OSError as exc:
             raise _storage_error(f"read {key}", exc) from exc
         self._remember(key, data)

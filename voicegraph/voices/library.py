@@ -174,6 +174,7 @@ class VoiceStore(Protocol):
 
     async def exists(self, key: str) -> bool: ...
     async def get(self, key: str) -> bytes: ...
+    async def find(self, key: str) -> bytes | None: ...
     async def put(self, key: str, data: bytes, content_type: str, create_only: bool = False) -> StoredObject: ...
     async def write_new(self, key: str, data: bytes, content_type: str) -> StoredObject: ...
     async def delete(self, key: str) -> bool: ...
@@ -263,11 +264,8 @@ class VoiceLibrary:
     async def _record_or_none(self, voice_id: str) -> VoiceRecord | None:
         if not is_slug(voice_id):
             return None  # no clone can have this id
-        try:
-            data = await self._storage.get(profile_keys(voice_id)[1])
-        except NotFoundError:
-            return None
-        return VoiceRecord.model_validate_json(data)
+        data = await self._storage.find(profile_keys(voice_id)[1])
+        return None if data is None else VoiceRecord.model_validate_json(data)
 
     async def record(self, voice_id: str) -> VoiceRecord:
         record = await self._record_or_none(voice_id)

@@ -220,12 +220,17 @@ class Storage:
                 raise NotFoundError(key)
             return self.files[key]
 
+        def find(key):
+            if broken:
+                raise StorageError("the bucket is down")
+            return self.files.get(key)
+
         def put(key, data, content_type):
             if broken:
                 raise StorageError("the bucket is down")
             self.files[key] = data
 
-        self.get, self.put = Call(get), Call(put)
+        self.get, self.find, self.put = Call(get), Call(find), Call(put)
 
 
 def cached_serving(storage, **cache):
@@ -267,10 +272,11 @@ def test_an_identical_request_is_served_from_the_cache():
     assert len(tts._synthesizer.synthesize.calls) == 2  # the first request's two chunks only
     assert (tts.cache_hits, tts.cache_misses) == (1, 1)
     assert progress[-1] == (2, 2)  # a hit shows a finished job
-    # The sidecar is read first, and written last.
+    # The sidecar is read first (a miss is None, not an error), and written last.
     audio_key, sidecar_key = (args[0] for args in storage.put.calls)
     assert audio_key.endswith(".wav") and sidecar_key == audio_key.removesuffix("wav") + "json"
-    assert [args[0] for args in storage.get.calls] == [sidecar_key, sidecar_key, audio_key]
+    assert [args[0] for args in storage.find.calls] == [sidecar_key, sidecar_key]
+    assert [args[0] for args in storage.get.calls] == [audio_key]
 
 
 def test_turned_off_the_cache_never_touches_storage():
@@ -278,7 +284,7 @@ def test_turned_off_the_cache_never_touches_storage():
     tts = cached_serving(storage, enabled=False)
     first, second, _ = speak_twice(tts)
     assert first.cache_hit is second.cache_hit is None
-    assert storage.get.calls == storage.put.calls == []
+    assert storage.get.calls == storage.find.calls == storage.put.calls == []
     assert len(tts._synthesizer.synthesize.calls) == 4
     assert (tts.cache_hits, tts.cache_misses) == (0, 0)
 

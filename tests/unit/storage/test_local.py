@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from voicegraph.audio.stitching import StitchedAudio
+from voicegraph.core.errors import NotFoundError
 from voicegraph.storage.layout import generation_key, is_slug, slugify
 from voicegraph.storage.local import LocalStorage
 from voicegraph.storage.service import StorageService
@@ -103,3 +104,12 @@ def test_concurrent_processes_get_unique_names(tmp_path):
 )
 def test_is_slug(text, expected):
     assert is_slug(text) is expected
+
+
+def test_find_answers_none_for_a_missing_key_where_get_raises(tmp_path):
+    service = StorageService(LocalStorage(tmp_path))
+    assert service.find("tts_cache/nothing.json") is None
+    with pytest.raises(NotFoundError, match="nothing is stored at tts_cache/nothing.json"):
+        service.get("tts_cache/nothing.json")
+    service.put("tts_cache/some.json", b"{}", "application/json")
+    assert service.find("tts_cache/some.json") == service.get("tts_cache/some.json") == b"{}"

@@ -25,6 +25,10 @@ class LocalStorageCalls:
         self.reads.append(key)
         return await asyncio.to_thread(self.service.get, key)
 
+    async def find(self, key):
+        self.reads.append(key)
+        return await asyncio.to_thread(self.service.find, key)
+
     async def put(self, key, data, content_type, create_only=False):
         return await asyncio.to_thread(self.service.put, key, data, content_type, create_only)
 
