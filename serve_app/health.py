@@ -21,6 +21,8 @@ async def health(tts: TTSServing = Depends(get_tts)) -> dict:
         "model": info.model,
         "sample_rate": info.sample_rate,
         "default_voice": tts.default_voice(info),
+        # Whether POST /v1/voices can clone a recording with this engine.
+        "can_clone": info.can_clone,
         # This ingress replica's work under way.
         "load": {
             "chunks_in_flight": tts.chunks_in_flight,

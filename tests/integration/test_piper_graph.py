@@ -25,7 +25,7 @@ def piper(piper_service):
 
 def test_health_names_engine_and_voice(piper):
     body = piper.get("/health").json()
-    assert (body["engine"], body["default_voice"], body["sample_rate"]) == ("piper", JOE, 22050)
+    assert (body["engine"], body["default_voice"], body["sample_rate"], body["can_clone"]) == ("piper", JOE, 22050, False)
 
 
 def test_voices_list_the_bundled_voice_with_its_language_and_rate(piper):

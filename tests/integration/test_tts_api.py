@@ -182,7 +182,7 @@ def test_voices_lists_presets_and_languages(client):
 def test_health_reports_versions_and_engine(client):
     body = client.get("/health").json()
     assert body["status"] == "ok"
-    assert (body["engine"], body["model"]) == ("espeak", "espeak-ng-1.52")
+    assert (body["engine"], body["model"], body["can_clone"]) == ("espeak", "espeak-ng-1.52", True)
     assert body["ray_version"].startswith("2.")
     assert re.fullmatch(r"\d+\.\d+\.\d+", body["python_version"])
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True)
