@@ -10,6 +10,7 @@ from ray.serve import Application
 from deployments.chunker import TextChunker
 from deployments.clone import VoiceCloner
 from deployments.profile import VoiceProfiles
+from deployments.rate_limiter import RateLimiter
 from deployments.stitcher import Stitcher
 from deployments.storage import StorageActor
 from deployments.synthesizer import Synthesizer
@@ -69,6 +70,7 @@ def build_app(args: dict[str, Any] | Settings | None = None) -> Application:
     storage = StorageActor.options(**_fixed(settings.storage)).bind(settings)
     cloner = VoiceCloner.options(**_fixed(settings.cloner)).bind(settings, synthesizer)
     profiles = VoiceProfiles.options(**_fixed(settings.profiles)).bind(settings, storage, cloner)
+    rate_limiter = RateLimiter.bind(settings) if settings.auth.enabled else None
     return Ingress.options(**_fixed(settings.ingress)).bind(
-        settings, chunker, synthesizer, stitcher, storage, cloner, profiles
+        settings, chunker, synthesizer, stitcher, storage, cloner, profiles, rate_limiter
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from serve_app.tts.router import get_tts
 from serve_app.tts.serving import TTSServing
@@ -12,7 +12,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-async def health(tts: TTSServing = Depends(get_tts)) -> dict:
+async def health(request: Request, tts: TTSServing = Depends(get_tts)) -> dict:
     info = await tts.engine_info()
     return {
         "status": "ok",
@@ -25,6 +25,7 @@ async def health(tts: TTSServing = Depends(get_tts)) -> dict:
         "can_clone": info.can_clone,
         # This ingress replica's work under way.
         "load": {
+            "replica": request.app.state.jobs.replica_name,
             "chunks_in_flight": tts.chunks_in_flight,
             "chunks_done": tts.chunks_done,
             "open_streams": tts.open_streams,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request, params
+from fastapi import Depends, FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
@@ -16,6 +16,8 @@ from ray.exceptions import RayActorError, RayTaskError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from deployments.handles import AsyncCalls
+from serve_app.access import AccessControl, RateLimitHeaders, authorize
 from serve_app.health import router as health_router
 from serve_app.jobs.router import router as jobs_router
 from serve_app.jobs.serving import JobsServing
@@ -52,8 +54,10 @@ def error_response(request: Request, error: errors.VoiceGraphError) -> JSONRespo
         # the X-Request-ID header Serve's proxy adds to every response.
         kind = "invalid_request_error" if error.status_code < 500 else "server_error"
         body = {"error": {"message": error.message, "type": kind, "param": None, "code": error.code}}
-        return JSONResponse(body, status_code=error.status_code)
-    return json_error(request, error.status_code, error.code, error.message)
+        return JSONResponse(body, status_code=error.status_code, headers=error.headers())
+    response = json_error(request, error.status_code, error.code, error.message)
+    response.headers.update(error.headers())
+    return response
 
 
 def _route_path(scope) -> str:
@@ -187,29 +191,42 @@ class BodySizeLimit:
         return await self.app(scope, counting_receive, send)
 
 
-def build_http_app(tts: TTSServing, voices: VoicesServing, jobs: JobsServing) -> FastAPI:
+def build_http_app(
+    tts: TTSServing, voices: VoicesServing, jobs: JobsServing, access: AccessControl | None = None
+) -> FastAPI:
+    """`access`: API keys and rate limits; None serves everyone (auth.enabled false)."""
+    public_docs = access is None or tts.settings.auth.public_docs
     app = FastAPI(
         title="voicegraph",
         version=version_info()["app_version"],
         description="Text-to-speech as a Ray Serve deployment graph.",
-        docs_url="/docs",
+        docs_url="/docs" if public_docs else None,
+        openapi_url="/openapi.json" if public_docs else None,
     )
     app.state.tts = tts
     app.state.voices = voices
     app.state.jobs = jobs
     app.state.migration = MigrationServing(jobs)
+    app.state.access = access
     _install_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=tts.settings.max_request_bytes,
         max_upload_bytes=tts.settings.voices.max_upload_bytes,
     )
-    app.include_router(tts_router)
-    app.include_router(jobs_router)
-    app.include_router(openai_router)
-    app.include_router(migration_router)
-    app.include_router(voices_router)
+    keyed = [Depends(authorize)] if access is not None else []
+    if access is not None:
+        app.add_middleware(RateLimitHeaders)
+    for router in (tts_router, jobs_router, openai_router, migration_router, voices_router):
+        app.include_router(router, dependencies=keyed)
+    # Liveness stays open: load balancers and Kubernetes probes carry no key.
     app.include_router(health_router)
+    if not public_docs:
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=keyed)
+        async def openapi_with_key() -> dict:
+            return app.openapi()
+
     return app
 
 
@@ -217,17 +234,25 @@ def build_http_app(tts: TTSServing, voices: VoicesServing, jobs: JobsServing) ->
 @serve.ingress()
 class Ingress:
     async def __init__(
-        self, settings: Settings, chunker, synthesizer, stitcher, storage, cloner, profiles
+        self, settings: Settings, chunker, synthesizer, stitcher, storage, cloner, profiles, rate_limiter=None
     ):
         self._tts = TTSServing(settings, chunker, synthesizer, stitcher, storage, profiles)
         self._voices = VoicesServing(self._tts, cloner, profiles)
         self._jobs = JobsServing(self._tts, storage, str(serve.get_replica_context().replica_id))
+        if rate_limiter is None:
+            self._access = None
+            logger.warning(
+                "API KEYS ARE OFF (auth.enabled: false): anyone who can reach this service can use it, "
+                "without limits. Turn them on before exposing it (README: API keys)."
+            )
+        else:
+            self._access = AccessControl(settings.auth, AsyncCalls(rate_limiter))
         # Ask the engine what it offers now, not on the first user request.
         await self._tts.engine_info()
         self._jobs.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return build_http_app(self._tts, self._voices, self._jobs)
+        return build_http_app(self._tts, self._voices, self._jobs, self._access)
 
     def __del__(self):
         self._jobs.stop()

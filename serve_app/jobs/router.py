@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from serve_app.access import charge_characters
 from serve_app.jobs.protocol import JobRequest, JobStatus
 from serve_app.jobs.serving import JobsServing
 from voicegraph.core.errors import NotFoundError
@@ -23,6 +24,7 @@ def _status(request: Request, record: JobRecord) -> JobStatus:
 
 @router.post("/v1/tts/jobs", status_code=202, response_model=JobStatus)
 async def create_job(body: JobRequest, request: Request, jobs: JobsServing = Depends(get_jobs)):
+    await charge_characters(request, len(body.text))
     status = _status(request, await jobs.submit(body))
     return JSONResponse(
         status.model_dump(mode="json"), status_code=202, headers={"Location": status.status_url}

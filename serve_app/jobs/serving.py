@@ -44,7 +44,7 @@ class JobsServing:
         self.tts = tts
         self.settings = tts.settings
         self._storage = storage
-        self._replica_name = replica_name
+        self.replica_name = replica_name
         self._allow = AllowList.parse(self.settings.outbound.allow)
         self._running: dict[str, asyncio.Task] = {}
         self._poller: asyncio.Task | None = None
@@ -160,7 +160,7 @@ class JobsServing:
     async def _claim(self, job_id: str | None = None) -> JobRecord | None:
         # A fresh token per run: if this replica's own poller takes over a job
         # whose earlier run here stalled, the stalled run sees it lost its lease.
-        token = f"{self._replica_name}:{uuid.uuid4().hex[:12]}"
+        token = f"{self.replica_name}:{uuid.uuid4().hex[:12]}"
         record = await self._call_storage("claim_job", token, job_id)
         if record is not None:
             self._running[record.id] = asyncio.get_running_loop().create_task(

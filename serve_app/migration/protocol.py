@@ -60,6 +60,12 @@ class RunInput(VoiceOptions):
     def mode(self) -> Literal["simple", "batch"]:
         return "batch" if self.sections is not None else "simple"
 
+    def characters(self) -> int:
+        """Text in the whole run, counted against the caller's rate limit."""
+        if self.sections is None:
+            return len(self.text or "")
+        return sum(len(section.text) for section in self.sections)
+
     def job_requests(self) -> list[tuple[str | None, JobRequest]]:
         """Each section as an async job's request; simple mode is one unnamed section."""
         shared = self.model_dump(

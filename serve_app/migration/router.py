@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from serve_app.access import charge_characters
 from serve_app.migration.protocol import RunRequest, RunStatus
 from serve_app.migration.serving import MigrationServing
 from voicegraph.jobs.store import RunRecord
@@ -22,12 +23,14 @@ async def _status(request: Request, migration: MigrationServing, run: RunRecord)
 @router.post("/run", response_model=RunStatus, response_model_exclude_none=True)
 async def run(body: RunRequest, request: Request, migration: MigrationServing = Depends(get_migration)):
     """Queue a run and answer at once; poll GET /status/{id}."""
+    await charge_characters(request, body.input.characters())
     return await _status(request, migration, await migration.run(body))
 
 
 @router.post("/runsync", response_model=RunStatus, response_model_exclude_none=True)
 async def run_sync(body: RunRequest, request: Request, migration: MigrationServing = Depends(get_migration)):
     """Run and answer when finished, or IN_PROGRESS after migration.runsync_wait_s."""
+    await charge_characters(request, body.input.characters())
     return await _status(request, migration, await migration.run_sync(body))
 
 

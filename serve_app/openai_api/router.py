@@ -7,8 +7,9 @@ ingress.error_response).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
+from serve_app.access import charge_characters
 from serve_app.openai_api.protocol import OpenAIErrorResponse, SpeechRequest
 from serve_app.tts.protocol import SpeechParams
 from serve_app.tts.router import get_tts, speech_stream
@@ -21,7 +22,8 @@ router = APIRouter(tags=["openai"], responses={422: {"model": OpenAIErrorRespons
 
 
 @router.post("/v1/audio/speech", response_class=Response)
-async def create_speech(body: SpeechRequest, tts: TTSServing = Depends(get_tts)):
+async def create_speech(body: SpeechRequest, request: Request, tts: TTSServing = Depends(get_tts)):
+    await charge_characters(request, len(body.input))
     if body.stream_format == "sse":
         raise InvalidRequestError("stream_format 'sse' is not supported; use 'audio'")
     params = SpeechParams(text=body.input, voice=body.voice, format=body.response_format, speed=body.speed)

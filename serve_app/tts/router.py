@@ -7,6 +7,7 @@ import base64
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
+from serve_app.access import charge_characters
 from serve_app.request_ids import request_id
 from serve_app.tts.protocol import ChunkInfo, SavedSpeech, SpeechParams, SpeechWithCaptions, TTSRequest
 from serve_app.tts.serving import TTSServing
@@ -51,6 +52,7 @@ def get_tts(request: Request) -> TTSServing:
 
 @router.post("/v1/tts", responses=_AUDIO_RESPONSES, response_class=Response)
 async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = Depends(get_tts)):
+    await charge_characters(request, len(body.text))
     job = await tts.validate(body)
     speech = await tts.synthesize(job)
     audio = speech.audio
@@ -106,8 +108,9 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
     response_class=StreamingResponse,
     responses={200: {"description": "Audio as it is made (chunked): pcm, wav, mp3 or opus."}},
 )
-async def stream_speech(body: SpeechParams, tts: TTSServing = Depends(get_tts)):
+async def stream_speech(body: SpeechParams, request: Request, tts: TTSServing = Depends(get_tts)):
     """Audio sent chunk by chunk, in order, as soon as each next chunk is ready."""
+    await charge_characters(request, len(body.text))
     return await speech_stream(tts, body)
 
 

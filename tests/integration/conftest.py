@@ -175,3 +175,42 @@ def xtts_service(service, tiny_xtts_dir, reference_clip, tmp_path_factory) -> Se
     serve.run(build_app(settings), name="voicegraph-xtts", route_prefix="/xtts")
     yield Service(f"{service.url}/xtts", settings.storage_root, settings)
     serve.delete("voicegraph-xtts")
+
+
+# Plain keys exist only here, as a client would hold them; the service gets digests.
+API_KEYS = {"app": "vg_test-app-key", "old": "vg_test-revoked-key", "tight": "vg_test-tight-key", "wordy": "vg_test-wordy-key"}
+
+
+@pytest.fixture(scope="session")
+def keyed_service(service, tmp_path_factory) -> Service:
+    """The graph with API keys on and two ingress replicas sharing the limits."""
+    from ray import serve
+
+    from serve_app.app import build_app
+    from voicegraph.access.keys import hash_key
+
+    def key(name, **limits):
+        return {"name": name, "sha256": hash_key(API_KEYS[name]), **({"limits": limits} if limits else {})}
+
+    settings = Settings(
+        engine="espeak",
+        storage_root=tmp_path_factory.mktemp("keyed-storage"),
+        synthesizer={"min_replicas": 1, "max_replicas": 1},
+        ingress={"num_replicas": 2, "num_cpus": 0.1},
+        max_text_chars=400,
+        auth={
+            "enabled": True,
+            "public_docs": False,
+            "limits": {"requests_per_s": 50, "request_burst": 100, "chars_per_min": 100_000},
+            "keys": [
+                key("app"),
+                {**key("old"), "revoked": True},
+                # Four requests, then almost nothing: whatever replica a request reaches.
+                key("tight", requests_per_s=0.01, request_burst=4, chars_per_min=400),
+                key("wordy", requests_per_s=50, request_burst=100, chars_per_min=400),
+            ],
+        },
+    )
+    serve.run(build_app(settings), name="voicegraph-keyed", route_prefix="/keyed")
+    yield Service(f"{service.url}/keyed", settings.storage_root, settings)
+    serve.delete("voicegraph-keyed")

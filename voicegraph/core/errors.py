@@ -9,6 +9,8 @@ ingress maps them to `{"error": {"code", "message", "request_id"}}`.
 
 from __future__ import annotations
 
+import math
+
 
 class VoiceGraphError(Exception):
     status_code = 500
@@ -17,6 +19,10 @@ class VoiceGraphError(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the body."""
+        return {}
 
     def __reduce__(self):
         # Keep the subclass and message intact when Ray pickles the error
@@ -115,6 +121,32 @@ class UrlRefusedError(InvalidRequestError):
 
 class UrlUnreachableError(InvalidRequestError):
     code = "url_unreachable"
+
+
+class AuthenticationError(VoiceGraphError):
+    """No API key, a wrong one or a revoked one."""
+
+    status_code = 401
+    code = "invalid_api_key"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class RateLimitedError(VoiceGraphError):
+    status_code = 429
+    # OpenAI's code for the same answer, so its clients' handling applies.
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def __reduce__(self):
+        return (self.__class__, (self.message, self.retry_after_s))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
 
 
 class ConflictError(VoiceGraphError):

@@ -217,6 +217,61 @@ class ResponseCacheSettings(BaseModel):
     lookup_timeout_s: float = Field(2.0, gt=0)
 
 
+class KeyLimits(BaseModel):
+    """Per-key rate limits: token buckets, shared by every ingress replica."""
+
+    requests_per_s: float = Field(10.0, gt=0)
+    # Requests a key may send at once after being idle.
+    request_burst: int = Field(20, ge=1)
+    # Characters of text to speak; the bucket holds one minute's worth, so it
+    # must fit the longest text a request may carry (max_text_chars).
+    chars_per_min: int = Field(100_000, ge=1)
+
+
+class ApiKey(BaseModel):
+    """One client's key, as its SHA-256 digest (`voicegraph-apikey NAME` makes both)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    revoked: bool = False
+    # None: the defaults in AuthSettings.limits.
+    limits: KeyLimits | None = None
+
+
+class AuthSettings(BaseModel):
+    """API keys and rate limits. Off by default, for a laptop; on in the cluster configs."""
+
+    enabled: bool = False
+    keys: list[ApiKey] = []
+    limits: KeyLimits = KeyLimits()
+    # /docs and /openapi.json open to anyone; False: the schema needs a key
+    # and the /docs page (which cannot send one) is not served.
+    public_docs: bool = True
+    # A limiter that does not answer in time lets the request through (and
+    # logs it): an outage of the limiter must not become an outage of the API.
+    limiter_timeout_s: float = Field(1.0, gt=0)
+
+    @field_validator("keys")
+    @classmethod
+    def _unique_names(cls, keys: list[ApiKey]) -> list[ApiKey]:
+        names = [key.name for key in keys]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"API key names must be unique; repeated: {', '.join(repeated)}")
+        return keys
+
+    @model_validator(mode="after")
+    def _keys_when_enabled(self) -> AuthSettings:
+        if self.enabled and not any(not key.revoked for key in self.keys):
+            raise ValueError(
+                "auth.enabled needs at least one key that is not revoked (voicegraph-apikey NAME makes one)"
+            )
+        return self
+
+    def limits_for(self, key: ApiKey) -> KeyLimits:
+        return key.limits or self.limits
+
+
 AudioFormatName = Literal["wav", "mp3", "opus", "aac", "flac", "pcm"]
 
 
@@ -279,6 +334,7 @@ class Settings(BaseSettings):
 
     voices: VoiceSettings = VoiceSettings()
     outbound: OutboundSettings = OutboundSettings()
+    auth: AuthSettings = AuthSettings()
 
     # Graph shape
     ingress: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=200)
@@ -306,6 +362,18 @@ class Settings(BaseSettings):
     def _firebase_has_bucket(self) -> Settings:
         if self.storage_backend == "firebase" and not self.firebase.bucket:
             raise ValueError("storage_backend firebase needs firebase.bucket (VG_FIREBASE__BUCKET)")
+        return self
+
+    @model_validator(mode="after")
+    def _longest_text_fits_every_key(self) -> Settings:
+        for name, limits in [("auth.limits", self.auth.limits)] + [
+            (f"key {key.name!r}", key.limits) for key in self.auth.keys if key.limits
+        ]:
+            if limits.chars_per_min < self.max_text_chars:
+                raise ValueError(
+                    f"{name}: chars_per_min ({limits.chars_per_min}) is below max_text_chars "
+                    f"({self.max_text_chars}); a text at the limit could never be spoken"
+                )
         return self
 
     @field_validator("max_speed")

@@ -61,3 +61,31 @@ def test_a_bad_outbound_allow_entry_fails_at_load():
     with pytest.raises(ValidationError, match="10.0.0.0/33"):
         Settings(outbound={"allow": ["127.0.0.1:8080", "10.0.0.0/33"]})
     assert Settings(outbound={"allow": ["127.0.0.1:8080", "[::1]:9000"]}).outbound.allow[1] == "[::1]:9000"
+
+
+DIGEST = "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        ({"enabled": True}, "at least one key"),
+        ({"enabled": True, "keys": [{"name": "a", "sha256": DIGEST, "revoked": True}]}, "at least one key"),
+        ({"keys": [{"name": "a", "sha256": "not-hex"}]}, "sha256"),
+        ({"keys": [{"name": "a b", "sha256": DIGEST}]}, "name"),
+        ({"keys": [{"name": "a", "sha256": DIGEST}, {"name": "a", "sha256": "b" * 64}]}, "repeated: a"),
+        ({"limits": {"chars_per_min": 5000}}, r"auth.limits: chars_per_min \(5000\) is below max_text_chars"),
+        ({"keys": [{"name": "a", "sha256": DIGEST, "limits": {"chars_per_min": 10}}]}, "key 'a': chars_per_min"),
+    ],
+)
+def test_bad_auth_settings_are_refused_at_load(auth, message):
+    with pytest.raises(ValidationError, match=message):
+        Settings(auth=auth)
+
+
+def test_keys_come_from_the_environment_as_json(monkeypatch):
+    monkeypatch.setenv("VG_AUTH__ENABLED", "true")
+    monkeypatch.setenv("VG_AUTH__KEYS", f'[{{"name": "app", "sha256": "{DIGEST}", "limits": {{"request_burst": 3}}}}]')
+    auth = Settings().auth
+    assert auth.enabled and auth.limits_for(auth.keys[0]).request_burst == 3
+    assert auth.keys[0].limits.chars_per_min == auth.limits.chars_per_min
