@@ -11,6 +11,12 @@ from voicegraph.core.settings import Settings
 REPO = Path(__file__).resolve().parents[3]
 
 
+def cluster_settings(args: dict) -> Settings:
+    # The cluster's key digests come from a Secret, as VG_AUTH__KEYS.
+    auth = {**args.get("auth", {}), "keys": [{"name": "ops", "sha256": "a" * 64}]}
+    return Settings(**{**args, "auth": auth})
+
+
 def serve_configs():
     laptop = yaml.safe_load((REPO / "serve_config.yaml").read_text())
     cluster = yaml.safe_load(yaml.safe_load((REPO / "cluster/rayservice.yaml").read_text())["spec"]["serveConfigV2"])
@@ -22,12 +28,23 @@ def test_config_is_a_valid_serve_config_with_valid_args(name):
     config = ServeDeploySchema.model_validate(serve_configs()[name])
     (app,) = config.applications
     assert app.import_path == "serve_app.app:build_app"
-    settings = Settings(**app.args)
+    settings = cluster_settings(app.args)
     assert settings.synthesizer.max_ongoing_requests > 5
+
+
+def test_keys_are_off_on_a_laptop_and_on_in_the_cluster_from_a_secret():
+    configs = serve_configs()
+    assert "auth" not in configs["serve_config.yaml"]["applications"][0]["args"]
+    assert configs["cluster/rayservice.yaml"]["applications"][0]["args"]["auth"]["enabled"] is True
+    cluster = yaml.safe_load((REPO / "cluster/rayservice.yaml").read_text())["spec"]["rayClusterConfig"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    for group in groups:
+        (container,) = group["template"]["spec"]["containers"]
+        assert {"name": "VG_AUTH__KEYS", "valueFrom": {"secretKeyRef": {"name": "voicegraph-api-keys", "key": "keys.json"}}} in container["env"]
 
 
 def test_laptop_config_binds_loopback_and_cluster_config_pins_gpus():
     configs = serve_configs()
     assert configs["serve_config.yaml"]["http_options"]["host"] == "127.0.0.1"
     assert Settings(**configs["serve_config.yaml"]["applications"][0]["args"]).synthesizer.gpus_per_replica == "auto"
-    assert Settings(**configs["cluster/rayservice.yaml"]["applications"][0]["args"]).synthesizer.gpus_per_replica == 0.25
+    assert cluster_settings(configs["cluster/rayservice.yaml"]["applications"][0]["args"]).synthesizer.gpus_per_replica == 0.25
