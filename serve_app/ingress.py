@@ -18,11 +18,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deployments.handles import AsyncCalls
 from serve_app.access import AccessControl, RateLimitHeaders, authorize
+from serve_app.error_schemas import KEYED, ErrorResponse, error_responses
 from serve_app.health import router as health_router
 from serve_app.jobs.router import router as jobs_router
 from serve_app.jobs.serving import JobsServing
 from serve_app.migration.router import router as migration_router
 from serve_app.migration.serving import MigrationServing
+from serve_app.openai_api.protocol import OpenAIErrorResponse
 from serve_app.openai_api.router import OPENAI_PREFIX
 from serve_app.openai_api.router import router as openai_router
 from serve_app.request_ids import request_id
@@ -37,6 +39,7 @@ from voicegraph.core.settings import Settings
 logger = logging.getLogger("ray.serve")
 
 _HTTP_STATUS_ERRORS: dict[int, type[errors.VoiceGraphError]] = {
+    400: errors.MalformedBodyError,
     404: errors.NotFoundError,
     405: errors.MethodNotAllowedError,
     413: errors.PayloadTooLargeError,
@@ -128,6 +131,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             error = error_class(f"no such route: {request.method} {request.url.path}")
         elif exc.status_code == 405:
             error = error_class(f"{request.method} is not allowed on {request.url.path}")
+        elif exc.status_code == 400:
+            error = error_class(
+                f"the request body could not be read ({exc.detail}); send JSON encoded as UTF-8, "
+                "or multipart/form-data where a file is uploaded"
+            )
         else:
             error = error_class(str(exc.detail))
         return error_response(request, error)
@@ -217,8 +225,15 @@ def build_http_app(
     keyed = [Depends(authorize)] if access is not None else []
     if access is not None:
         app.add_middleware(RateLimitHeaders)
-    for router in (tts_router, jobs_router, openai_router, migration_router, voices_router):
-        app.include_router(router, dependencies=keyed)
+    for router, error_model in (
+        (tts_router, ErrorResponse),
+        (jobs_router, ErrorResponse),
+        (openai_router, OpenAIErrorResponse),
+        (migration_router, ErrorResponse),
+        (voices_router, ErrorResponse),
+    ):
+        refusals = error_responses(*KEYED, model=error_model) if keyed else None
+        app.include_router(router, dependencies=keyed, responses=refusals)
     # Liveness stays open: load balancers and Kubernetes probes carry no key.
     app.include_router(health_router)
     if not public_docs:

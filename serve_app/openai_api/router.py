@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from serve_app.access import charge_characters
+from serve_app.error_schemas import BODY, GRAPH, error_responses
 from serve_app.openai_api.protocol import OpenAIErrorResponse, SpeechRequest
 from serve_app.tts.protocol import SpeechParams
 from serve_app.tts.router import get_tts, speech_stream
@@ -18,10 +19,12 @@ from voicegraph.core.errors import InvalidRequestError
 
 OPENAI_PREFIX = "/v1/audio/"
 
-router = APIRouter(tags=["openai"], responses={422: {"model": OpenAIErrorResponse}})
+router = APIRouter(tags=["openai"])
 
 
-@router.post("/v1/audio/speech", response_class=Response)
+@router.post(
+    "/v1/audio/speech", response_class=Response, responses=error_responses(*BODY, *GRAPH, model=OpenAIErrorResponse)
+)
 async def create_speech(body: SpeechRequest, request: Request, tts: TTSServing = Depends(get_tts)):
     await charge_characters(request, len(body.input))
     if body.stream_format == "sse":

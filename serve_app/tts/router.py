@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from serve_app.access import charge_characters
+from serve_app.error_schemas import BODY, GRAPH, error_responses
 from serve_app.request_ids import request_id
 from serve_app.tts.protocol import ChunkInfo, SavedSpeech, SpeechParams, SpeechWithCaptions, TTSRequest
 from serve_app.tts.serving import TTSServing
@@ -17,8 +18,12 @@ from voicegraph.audio.streaming import check_stream_format, encode_stream
 router = APIRouter(tags=["tts"])
 
 _AUDIO_RESPONSES = {
+    **error_responses(*BODY, *GRAPH),
     200: {
-        "description": "The audio file, or JSON describing the stored file when save is true.",
+        "description": "The audio file; JSON describing the stored file when save is true, "
+        "or the audio as base64 with its captions when captions are asked for without save.",
+        # FastAPI puts the model's schema (and those it refers to) under application/json.
+        "model": SavedSpeech | SpeechWithCaptions,
         "content": {
             "audio/wav": {},
             "audio/mpeg": {},
@@ -26,7 +31,6 @@ _AUDIO_RESPONSES = {
             "audio/flac": {},
             "audio/aac": {},
             "audio/L16": {},
-            "application/json": {"schema": SavedSpeech.model_json_schema(ref_template="#/components/schemas/{model}")},
         },
         "headers": {
             "X-Audio-Duration": {"description": "Seconds of audio", "schema": {"type": "number"}},
@@ -106,7 +110,10 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
 @router.post(
     "/v1/tts/stream",
     response_class=StreamingResponse,
-    responses={200: {"description": "Audio as it is made (chunked): pcm, wav, mp3 or opus."}},
+    responses={
+        **error_responses(*BODY, *GRAPH),
+        200: {"description": "Audio as it is made (chunked): pcm, wav, mp3 or opus."},
+    },
 )
 async def stream_speech(body: SpeechParams, request: Request, tts: TTSServing = Depends(get_tts)):
     """Audio sent chunk by chunk, in order, as soon as each next chunk is ready."""

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, File, Form, Path, Request, Response, UploadFile
+
+from serve_app.error_schemas import BODY, GRAPH, LOOKUP, error_responses
 from serve_app.voices.protocol import Voice, VoiceList
 from serve_app.voices.serving import VoicesServing
+from voicegraph.voices.library import MAX_VOICE_ID_CHARS, VOICE_ID_PATTERN
 
 router = APIRouter(tags=["voices"])
+
+VoiceId = Annotated[
+    str,
+    Path(pattern=VOICE_ID_PATTERN, max_length=MAX_VOICE_ID_CHARS, description="A voice id from GET /v1/voices"),
+]
 
 
 def get_voices(request: Request) -> VoicesServing:
     return request.app.state.voices
 
 
-@router.post("/v1/voices", status_code=201, response_model=Voice)
+@router.post("/v1/voices", status_code=201, response_model=Voice, responses=error_responses(*BODY, 409, *GRAPH))
 async def create_voice(
     file: UploadFile = File(description="Reference recording: WAV, MP3, OGG/Opus, FLAC or M4A."),
     name: str = Form(description="Display name; the voice id is made from it."),
@@ -27,25 +36,28 @@ async def create_voice(
     return await voices.create(audio, name, language, description, overwrite)
 
 
-@router.get("/v1/voices", response_model=VoiceList)
+@router.get("/v1/voices", response_model=VoiceList, responses=error_responses(503))
 async def list_voices(voices: VoicesServing = Depends(get_voices)) -> VoiceList:
     return await voices.list()
 
 
-@router.get("/v1/voices/{voice_id}", response_model=Voice)
-async def get_voice(voice_id: str, voices: VoicesServing = Depends(get_voices)) -> Voice:
+@router.get("/v1/voices/{voice_id}", response_model=Voice, responses=error_responses(*LOOKUP, 503))
+async def get_voice(voice_id: VoiceId, voices: VoicesServing = Depends(get_voices)) -> Voice:
     return await voices.get(voice_id)
 
 
 @router.get(
     "/v1/voices/{voice_id}/sample",
     response_class=Response,
-    responses={200: {"content": {"audio/wav": {}}, "description": "The voice reading a short sample."}},
+    responses={
+        **error_responses(*LOOKUP, *GRAPH),
+        200: {"content": {"audio/wav": {}}, "description": "The voice reading a short sample."},
+    },
 )
-async def get_voice_sample(voice_id: str, voices: VoicesServing = Depends(get_voices)) -> Response:
+async def get_voice_sample(voice_id: VoiceId, voices: VoicesServing = Depends(get_voices)) -> Response:
     return Response(await voices.sample(voice_id), media_type="audio/wav")
 
 
-@router.delete("/v1/voices/{voice_id}", response_model=Voice)
-async def delete_voice(voice_id: str, voices: VoicesServing = Depends(get_voices)) -> Voice:
+@router.delete("/v1/voices/{voice_id}", response_model=Voice, responses=error_responses(*LOOKUP, 409, 503))
+async def delete_voice(voice_id: VoiceId, voices: VoicesServing = Depends(get_voices)) -> Voice:
     return await voices.delete(voice_id)

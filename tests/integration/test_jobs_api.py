@@ -211,13 +211,6 @@ def test_bad_job_requests_are_4xx_and_create_nothing(client, receiver, fields, c
     assert error["code"] == code and words in error["message"]
 
 
-def test_unknown_job_is_404(client):
-    for path in ("/v1/tts/jobs/job_doesnotexist", "/v1/tts/jobs/job_doesnotexist/audio"):
-        response = client.get(path)
-        assert response.status_code == 404
-        assert response.json()["error"]["code"] == "not_found"
-
-
 def test_storage_actor_killed_mid_job_loses_nothing(client, service, receiver):
     """The StorageActor dies while a long job runs: the runner waits for the
     new replica, and the job, its audio and its callback all come through."""

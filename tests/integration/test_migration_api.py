@@ -168,12 +168,6 @@ def test_bad_runs_are_refused_before_anything_is_queued(client, body, status, wo
     assert words in error["message"], error
 
 
-def test_unknown_run_is_404(client):
-    response = client.get("/status/run_doesnotexist")
-    assert response.status_code == 404
-    assert "run_doesnotexist" in response.json()["error"]["message"]
-
-
 def test_batch_sections_carry_captions(client):
     sections = [{"id": "one", "text": "First sentence here. And a second one."}, {"id": "two", "text": "Only one."}]
     response = client.post("/runsync", json={"input": {"sections": sections, "captions": "json"}})

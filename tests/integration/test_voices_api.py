@@ -292,9 +292,19 @@ def test_unreachable_and_conflicting_voice_urls(client, reference_server):
     assert both.status_code == 422 and "not both" in both.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("voice_id", ["a%00b", "x" * 300, "Not%20A%20Slug"])
+@pytest.mark.parametrize(
+    "voice_id, status, code",
+    [
+        # Refused before any lookup: no voice id looks like these.
+        ("a%00b", 422, "invalid_request"),
+        ("x" * 300, 422, "invalid_request"),
+        ("Not%20A%20Slug", 422, "invalid_request"),
+        # A voice id's shape, but no clone's (clones' ids are lower-case slugs): never looked up in storage.
+        ("Not_A_Slug", 404, "not_found"),
+    ],
+)
 @pytest.mark.parametrize("suffix, method", [("", "GET"), ("/sample", "GET"), ("", "DELETE")])
-def test_ids_no_clone_can_have_are_404s(client, voice_id, suffix, method):
+def test_ids_no_voice_can_have_never_reach_storage(client, voice_id, status, code, suffix, method):
     response = client.request(method, f"/v1/voices/{voice_id}{suffix}")
-    assert response.status_code == 404, response.text
-    assert response.json()["error"]["code"] == "not_found"
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code

@@ -38,8 +38,14 @@ class InvalidRequestError(VoiceGraphError):
     code = "invalid_request"
 
 
-class MalformedJSONError(VoiceGraphError):
+class MalformedBodyError(VoiceGraphError):
+    """A body that cannot be read at all: not UTF-8, broken multipart framing."""
+
     status_code = 400
+    code = "malformed_body"
+
+
+class MalformedJSONError(MalformedBodyError):
     code = "malformed_json"
 
 

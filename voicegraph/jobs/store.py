@@ -27,6 +27,12 @@ from typing import Any, Literal
 
 from voicegraph.jobs.callbacks import ErrorCallback, SuccessCallback
 
+JOB_ID_PREFIX, RUN_ID_PREFIX = "job_", "run_"
+# What every id this store makes looks like: the HTTP layer refuses any other
+# before it is looked up.
+JOB_ID_PATTERN = rf"^{JOB_ID_PREFIX}[0-9a-f]{{32}}$"
+RUN_ID_PATTERN = rf"^{RUN_ID_PREFIX}[0-9a-f]{{32}}$"
+
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 # Where a running job is: making audio (leased by a runner), or waiting for
 # its audio to reach the bucket (owned by the upload outbox, no lease).
@@ -245,7 +251,7 @@ class JobStore:
         return self.get(job_id)
 
     def _insert(self, db, job: NewJob, now: float) -> str:
-        job_id = "job_" + uuid.uuid4().hex
+        job_id = JOB_ID_PREFIX + uuid.uuid4().hex
         db.execute(
             "INSERT INTO jobs (id, status, request, voice_id, story_id, user_id, metadata,"
             " callback_url, error_callback_url, created_at, updated_at)"
@@ -261,7 +267,7 @@ class JobStore:
         self, mode: RunMode, delivery: AudioDelivery, sections: list[tuple[str | None, NewJob]]
     ) -> RunRecord:
         """A run and its jobs, all or nothing: no half-queued batch."""
-        run_id = "run_" + uuid.uuid4().hex
+        run_id = RUN_ID_PREFIX + uuid.uuid4().hex
         now = self._clock()
         with self._transaction() as db:
             ids = [(section_id, self._insert(db, job, now)) for section_id, job in sections]

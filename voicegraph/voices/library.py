@@ -42,6 +42,11 @@ from voicegraph.net.safe_fetch import AllowList, fetch
 from voicegraph.storage.layout import PROFILE_PREFIX, StoredObject, is_slug, profile_keys, sample_key, slugify
 from voicegraph.voices.cloning import ClonedReference
 
+# Every voice id, built-in or cloned, looks like this; the HTTP layer refuses
+# any other before it is looked up. Clones' ids are slugs, a subset.
+MAX_VOICE_ID_CHARS = 128
+VOICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+
 logger = logging.getLogger("ray.serve")
 
 # What the library counts (the VoiceProfiles deployment exports them as metrics).
