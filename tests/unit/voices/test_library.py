@@ -3,6 +3,7 @@ VoiceLibrary itself over a real local StorageService, eSpeak and a loopback HTTP
 
 import asyncio
 import os
+import re
 import threading
 import time
 from functools import partial
@@ -22,11 +23,21 @@ from voicegraph.core.errors import (
 )
 from voicegraph.core.settings import Settings
 from voicegraph.engines.espeak import EspeakEngine
+from voicegraph.engines.piper import PiperEngine
 from voicegraph.storage.layout import profile_keys
 from voicegraph.storage.local import LocalStorage
 from voicegraph.storage.service import StorageService
 from voicegraph.voices.cloning import ReferenceCloner
-from voicegraph.voices.library import LRU, KeyedLocks, VoiceLibrary, pack_arrays, unpack_arrays, voice_id_for
+from voicegraph.voices.library import (
+    LRU,
+    MAX_VOICE_ID_CHARS,
+    VOICE_ID_PATTERN,
+    KeyedLocks,
+    VoiceLibrary,
+    pack_arrays,
+    unpack_arrays,
+    voice_id_for,
+)
 
 PRESETS = {"default", "deep"}
 
@@ -224,3 +235,10 @@ def test_ids_no_clone_can_have_are_not_found_without_touching_storage(library, v
             run(call(voice_id))
         assert len(raised.value.message) < 200
     assert storage.reads == []
+
+
+@pytest.mark.parametrize("engine_name", ["espeak", "piper"])
+def test_every_built_in_voice_id_passes_the_http_check(engine_name):
+    engine = EspeakEngine() if engine_name == "espeak" else PiperEngine(Settings(engine="piper"), num_threads=1)
+    ids = [voice.id for voice in engine.info().voices]
+    assert ids and all(re.fullmatch(VOICE_ID_PATTERN, i) and len(i) <= MAX_VOICE_ID_CHARS for i in ids), ids
