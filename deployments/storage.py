@@ -92,6 +92,21 @@ class StorageActor:
     async def get_run(self, run_id: str) -> RunRecord:
         return await asyncio.to_thread(self._jobs.get_run, run_id)
 
+    async def cancel_job(self, job_id: str) -> JobRecord:
+        return await asyncio.to_thread(self._jobs.cancel_job, job_id)
+
+    async def cancel_run(self, run_id: str) -> RunRecord:
+        return await asyncio.to_thread(self._jobs.cancel_run, run_id)
+
+    async def advance_stream(self, run_id: str) -> tuple[RunRecord, int]:
+        return await asyncio.to_thread(self._jobs.advance_stream, run_id)
+
+    async def purge_queue(self) -> int:
+        return await asyncio.to_thread(self._jobs.purge_queue)
+
+    async def job_counts(self) -> dict[str, int]:
+        return await asyncio.to_thread(self._jobs.job_counts)
+
     async def claim_job(self, owner: str, job_id: str | None = None) -> JobRecord | None:
         return await asyncio.to_thread(self._jobs.claim_job, owner, job_id)
 

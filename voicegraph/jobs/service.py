@@ -6,9 +6,11 @@ The job database with the lease settings applied, and unknown ids turned into
 
 from __future__ import annotations
 
-from voicegraph.core.errors import NotFoundError
+from voicegraph.core.errors import ConflictError, NotFoundError
 from voicegraph.core.settings import JobSettings
 from voicegraph.jobs.store import AudioDelivery, JobRecord, JobStore, NewJob, RunMode, RunRecord
+
+_CANCELLED = "cancelled at the caller's request"
 
 
 class JobService:
@@ -40,6 +42,36 @@ class JobService:
         if record is None:
             raise NotFoundError(f"run {run_id!r} does not exist")
         return record
+
+    def advance_stream(self, run_id: str) -> tuple[RunRecord, int]:
+        advanced = self.store.advance_stream(run_id)
+        if advanced is None:
+            raise NotFoundError(f"run {run_id!r} does not exist")
+        return advanced
+
+    def cancel_job(self, job_id: str) -> JobRecord:
+        """A queued or synthesizing job ends `cancelled`; cancelling it again
+        changes nothing; a job that has its audio, or failed, is a 409."""
+        if self.get_job(job_id).status == "cancelled" or self.store.cancel([job_id], _CANCELLED):
+            return self.get_job(job_id)
+        record = self.get_job(job_id)
+        storing = " (its audio is being stored)" if record.stage == "uploading" else ""
+        raise ConflictError(
+            f"job {job_id!r} is {record.status}{storing}; only a queued or running job can be cancelled"
+        )
+
+    def cancel_run(self, run_id: str) -> RunRecord:
+        """Every section not yet finished is cancelled; finished ones keep their results."""
+        run = self.get_run(run_id)
+        self.store.cancel([section.job.id for section in run.sections], _CANCELLED)
+        return self.get_run(run_id)
+
+    def purge_queue(self) -> int:
+        """Cancel every job still waiting for a runner; returns how many."""
+        return len(self.store.cancel(None, "removed from the queue (purge-queue)"))
+
+    def job_counts(self) -> dict[str, int]:
+        return self.store.counts()
 
     def claim_job(self, owner: str, job_id: str | None = None) -> JobRecord | None:
         return self.store.claim(owner, self.options.lease_s, self.options.max_attempts, job_id)

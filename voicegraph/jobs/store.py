@@ -33,7 +33,8 @@ JOB_ID_PREFIX, RUN_ID_PREFIX = "job_", "run_"
 JOB_ID_PATTERN = rf"^{JOB_ID_PREFIX}[0-9a-f]{{32}}$"
 RUN_ID_PATTERN = rf"^{RUN_ID_PREFIX}[0-9a-f]{{32}}$"
 
-JobStatus = Literal["queued", "running", "succeeded", "failed"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 # Where a running job is: making audio (leased by a runner), or waiting for
 # its audio to reach the bucket (owned by the upload outbox, no lease).
 JobStage = Literal["synthesizing", "uploading"]
@@ -63,7 +64,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     error_message TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    started_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_claimable ON jobs (status, stage, lease_until);
 CREATE TABLE IF NOT EXISTS uploads (
@@ -96,9 +98,17 @@ CREATE TABLE IF NOT EXISTS runs (
     mode TEXT NOT NULL,
     delivery TEXT NOT NULL,
     sections TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    streamed INTEGER NOT NULL DEFAULT 0
 );
 """
+
+# Columns added since the first release, added to databases made before them.
+_ADDED_COLUMNS = {
+    "jobs": {"started_at": "REAL"},
+    # Sections already handed out by the serverless API's stream route.
+    "runs": {"streamed": "INTEGER NOT NULL DEFAULT 0"},
+}
 
 
 @dataclass(frozen=True)
@@ -164,6 +174,7 @@ class JobRecord:
     updated_at: float
     finished_at: float | None
     callbacks: tuple[CallbackRecord, ...] = field(default=())
+    started_at: float | None = None  # when a runner first took it
 
 
 RunMode = Literal["simple", "batch"]
@@ -185,6 +196,7 @@ class RunRecord:
     delivery: AudioDelivery
     created_at: float
     sections: tuple[RunSection, ...]
+    streamed: int = 0  # sections the stream route has handed out
 
 
 @dataclass(frozen=True)
@@ -225,6 +237,11 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
         self._lock = threading.Lock()
         self._callback_expiry_s = callback_expiry_s
         self._clock = clock
@@ -285,7 +302,23 @@ class JobStore:
         sections = tuple(
             RunSection(section_id, self.get(job_id)) for section_id, job_id in _loads(row["sections"])
         )
-        return RunRecord(row["id"], row["mode"], row["delivery"], row["created_at"], sections)
+        return RunRecord(row["id"], row["mode"], row["delivery"], row["created_at"], sections, row["streamed"])
+
+    def advance_stream(self, run_id: str) -> tuple[RunRecord, int] | None:
+        """The run, and where its unstreamed sections begin: those from there
+        up to the first unfinished one are marked streamed, so each section is
+        handed out once, in order."""
+        with self._transaction() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            statuses = [
+                db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()["status"]
+                for _, job_id in _loads(row["sections"])
+            ]
+            finished = next((i for i, status in enumerate(statuses) if status not in FINISHED), len(statuses))
+            db.execute("UPDATE runs SET streamed = MAX(streamed, ?) WHERE id = ?", (finished, run_id))
+        return self.get_run(run_id), row["streamed"]
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:
@@ -326,8 +359,8 @@ class JobStore:
                 db.execute(
                     "UPDATE jobs SET status = 'running', stage = 'synthesizing', owner = ?,"
                     " lease_until = ?, attempts = attempts + 1, chunks_done = 0,"
-                    " updated_at = ? WHERE id = ?",
-                    (owner, now + lease_s, now, row["id"]),
+                    " updated_at = ?, started_at = COALESCE(started_at, ?) WHERE id = ?",
+                    (owner, now + lease_s, now, now, row["id"]),
                 )
                 claimed = row["id"]
             return self.get(claimed)
@@ -409,18 +442,47 @@ class JobStore:
         now = self._clock()
         with self._transaction() as db:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None or row["status"] in ("succeeded", "failed"):
+            if row is None or row["status"] in FINISHED:
                 return None
             if owner is not None and row["owner"] != owner:
                 return None
             self._fail(db, row, code, message, now, details)
         return self.get(job_id)
 
-    def _fail(self, db, row, code: str, message: str, now: float, details: Any = None) -> None:
+    def cancel(self, job_ids: list[str] | None, message: str) -> list[str]:
+        """Cancel the jobs among `job_ids` (None: every queued job) that have
+        not made their audio yet, queueing their error callbacks; returns the
+        ids cancelled. A running job's runner sees it at its next heartbeat,
+        and nothing it reports afterwards changes the job."""
+        now = self._clock()
+        with self._transaction() as db:
+            if job_ids is None:
+                rows = db.execute("SELECT * FROM jobs WHERE status = 'queued'").fetchall()
+            else:
+                marks = ",".join("?" * len(job_ids))
+                rows = db.execute(
+                    f"SELECT * FROM jobs WHERE id IN ({marks}) AND (status = 'queued'"
+                    " OR (status = 'running' AND stage = 'synthesizing'))",
+                    tuple(job_ids),
+                ).fetchall()
+            for row in rows:
+                self._fail(db, row, "cancelled", message, now, status="cancelled")
+        return [row["id"] for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by status, and how many were run more than once."""
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+            retried = self._db.execute("SELECT COUNT(*) FROM jobs WHERE attempts > 1").fetchone()[0]
+        return {**{status: count for status, count in rows}, "retried": retried}
+
+    def _fail(
+        self, db, row, code: str, message: str, now: float, details: Any = None, status: JobStatus = "failed"
+    ) -> None:
         db.execute(
-            "UPDATE jobs SET status = 'failed', stage = NULL, owner = NULL, lease_until = NULL,"
+            "UPDATE jobs SET status = ?, stage = NULL, owner = NULL, lease_until = NULL,"
             " error_code = ?, error_message = ?, updated_at = ?, finished_at = ? WHERE id = ?",
-            (code, message, now, now, row["id"]),
+            (status, code, message, now, now, row["id"]),
         )
         if row["error_callback_url"]:
             payload = ErrorCallback(
@@ -612,4 +674,5 @@ def _job_record(row, callbacks) -> JobRecord:
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
         callbacks=tuple(_callback_record(c) for c in callbacks),
+        started_at=row["started_at"],
     )

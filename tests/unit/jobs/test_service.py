@@ -2,7 +2,7 @@
 
 import pytest
 
-from voicegraph.core.errors import NotFoundError
+from voicegraph.core.errors import ConflictError, NotFoundError
 from voicegraph.core.settings import JobSettings
 from voicegraph.jobs.service import JobService
 from voicegraph.jobs.store import JobStore, NewJob
@@ -55,3 +55,27 @@ def test_resume_after_restart_gives_running_jobs_a_fresh_lease(jobs):
     clock.now += 9  # 18 s after the claim, 9 s after the restart: still leased
     assert service.claim_job("b") is None
     assert service.fail_job(job.id, "synthesis_failed", "engine broke", owner="a").status == "failed"
+
+
+def test_cancel_is_repeatable_and_a_finished_job_is_a_409(jobs):
+    service, _ = jobs
+    queued = service.create_job(NewJob(request={"text": "hi"}))
+    assert service.cancel_job(queued.id).status == "cancelled"
+    again = service.cancel_job(queued.id)
+    assert again.status == "cancelled" and len(again.callbacks) == 0  # no callback URL, nothing queued twice
+    failed = service.create_job(NewJob(request={"text": "hi"}))
+    service.fail_job(failed.id, "synthesis_failed", "no")
+    with pytest.raises(ConflictError, match="is failed; only a queued or running job can be cancelled"):
+        service.cancel_job(failed.id)
+    with pytest.raises(NotFoundError):
+        service.cancel_job("job_x")
+
+
+def test_cancelling_a_run_keeps_finished_sections(jobs):
+    service, _ = jobs
+    run = service.create_run("batch", "url", [("a", NewJob(request={"text": "a"})), ("b", NewJob(request={"text": "b"}))])
+    first = run.sections[0].job.id
+    service.fail_job(first, "synthesis_failed", "no")
+    cancelled = service.cancel_run(run.id)
+    assert [section.job.status for section in cancelled.sections] == ["failed", "cancelled"]
+    assert service.purge_queue() == 0 and service.job_counts() == {"failed": 1, "cancelled": 1, "retried": 0}

@@ -257,3 +257,105 @@ def test_a_run_is_all_or_nothing(store):
     with pytest.raises(TypeError):
         store.create_run("batch", "base64", [("a", new_job()), ("b", unstorable)])
     assert store.claim("runner", LEASE, 3) is None  # the first section was rolled back too
+
+
+def test_a_cancelled_queued_job_is_never_claimed_and_says_so_in_its_callback(store):
+    job = store.create(new_job())
+    assert store.cancel([job.id], "cancelled at the caller's request") == [job.id]
+    assert store.claim("a", LEASE, 3) is None
+    record = store.get(job.id)
+    assert (record.status, record.error_code) == ("cancelled", "cancelled") and record.finished_at
+    (due,) = store.due_callbacks(10)
+    payload = json.loads(due.body)
+    assert due.kind == "error" and payload["error_details"] == {"code": "cancelled"}
+    assert payload["error"] == "cancelled at the caller's request" and payload["job_id"] == job.id
+
+
+def test_a_cancelled_running_job_loses_its_lease_and_ignores_late_reports(store):
+    job = store.create(new_job())
+    store.claim("a", LEASE, 3)
+    assert store.cancel([job.id], "stop") == [job.id]
+    assert store.heartbeat(job.id, "a", LEASE, 2, 5) is False  # the runner stops at its next heartbeat
+    store.audio_ready(job.id, RESULT, None, 5)
+    assert store.fail(job.id, "synthesis_failed", "late", owner="a") is None
+    record = store.get(job.id)
+    assert record.status == "cancelled" and record.result is None
+    assert [c.kind for c in record.callbacks] == ["error"]
+
+
+@pytest.mark.parametrize("finish", ["succeed", "fail", "upload"])
+def test_finished_jobs_and_stored_audio_cannot_be_cancelled(store, finish):
+    job = store.create(new_job())
+    store.claim("a", LEASE, 3)
+    if finish == "succeed":
+        store.audio_ready(job.id, RESULT, None, 5)
+    elif finish == "upload":
+        store.audio_ready(job.id, RESULT, "audio/wav", 5)  # stored locally, its upload pending
+    else:
+        store.fail(job.id, "synthesis_failed", "no")
+    before = store.get(job.id)
+    assert store.cancel([job.id], "stop") == []
+    assert store.get(job.id) == before
+
+
+def test_purge_cancels_only_queued_jobs(store):
+    running, queued, other = store.create(new_job()), store.create(new_job()), store.create(new_job())
+    store.claim("a", LEASE, 3, running.id)
+    assert sorted(store.cancel(None, "purged")) == sorted([queued.id, other.id])
+    assert store.get(running.id).status == "running"
+    assert store.counts() == {"running": 1, "cancelled": 2, "retried": 0}
+
+
+def test_a_cancellation_survives_reopening(tmp_path, clock):
+    path = tmp_path / "jobs.sqlite3"
+    store = JobStore(path, callback_expiry_s=3600, clock=clock)
+    job = store.create(new_job())
+    store.claim("a", LEASE, 3)
+    store.cancel([job.id], "stop")
+    store.close()
+    clock.now += LEASE + 1  # its runner's lease has run out: still nothing to take over
+    reopened = JobStore(path, callback_expiry_s=3600, clock=clock)
+    assert reopened.claim("b", LEASE, 3) is None and reopened.reap(3) == 0
+    assert reopened.get(job.id).status == "cancelled"
+    reopened.close()
+
+
+def test_the_stream_hands_out_finished_sections_once_in_order(store):
+    run = store.create_run("batch", "url", [(s, new_job()) for s in "abc"])
+    a, b, c = (section.job.id for section in run.sections)
+    for job_id in (b, a):
+        store.claim("r", LEASE, 3, job_id)
+    store.audio_ready(b, RESULT, None, 1)  # b before a: nothing to hand out until a is done
+    assert store.advance_stream(run.id)[1:] == (0,) and store.get_run(run.id).streamed == 0
+    store.fail(a, "synthesis_failed", "no")
+    _, start = store.advance_stream(run.id)
+    assert (start, store.get_run(run.id).streamed) == (0, 2)
+    assert store.advance_stream(run.id)[1] == 2 and store.get_run(run.id).streamed == 2
+    store.cancel([c], "stop")
+    assert store.advance_stream(run.id)[0].streamed == 3
+    assert store.advance_stream("run_nope") is None
+
+
+def test_started_at_is_the_first_claim(store, clock):
+    job = store.create(new_job())
+    clock.now += 2
+    store.claim("a", LEASE, 3)
+    clock.now += LEASE + 1
+    store.claim("b", LEASE, 3)  # a takeover keeps the first start
+    assert store.get(job.id).started_at - job.created_at == 2
+
+
+def test_a_database_from_before_the_added_columns_gets_them(tmp_path, clock):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE runs (id TEXT PRIMARY KEY, mode TEXT NOT NULL, delivery TEXT NOT NULL,"
+        " sections TEXT NOT NULL, created_at REAL NOT NULL);"
+        "INSERT INTO runs VALUES ('run_old', 'simple', 'url', '[]', 1.0);"
+    )
+    old.close()
+    store = JobStore(path, callback_expiry_s=3600, clock=clock)
+    assert store.get_run("run_old").streamed == 0
+    store.close()
