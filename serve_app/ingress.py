@@ -22,6 +22,7 @@ from serve_app.error_schemas import KEYED, ErrorResponse, error_responses
 from serve_app.health import router as health_router
 from serve_app.jobs.router import router as jobs_router
 from serve_app.jobs.serving import JobsServing
+from serve_app.migration.router import endpoint_router as serverless_endpoint_router
 from serve_app.migration.router import router as migration_router
 from serve_app.migration.serving import MigrationServing
 from serve_app.openai_api.protocol import OpenAIErrorResponse
@@ -230,6 +231,7 @@ def build_http_app(
         (jobs_router, ErrorResponse),
         (openai_router, OpenAIErrorResponse),
         (migration_router, ErrorResponse),
+        (serverless_endpoint_router, ErrorResponse),
         (voices_router, ErrorResponse),
     ):
         refusals = error_responses(*KEYED, model=error_model) if keyed else None

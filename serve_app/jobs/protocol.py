@@ -70,7 +70,7 @@ class CallbackDelivery(BaseModel):
 
 class JobStatus(BaseModel):
     job_id: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     status_url: str
     progress: Progress
     result: JobAudio | None

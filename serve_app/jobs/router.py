@@ -41,6 +41,15 @@ async def get_job(job_id: JobId, request: Request, jobs: JobsServing = Depends(g
     return _status(request, await jobs.status(job_id))
 
 
+@router.post(
+    "/v1/tts/jobs/{job_id}/cancel", response_model=JobStatus, responses=error_responses(*LOOKUP, 409, 503)
+)
+async def cancel_job(job_id: JobId, request: Request, jobs: JobsServing = Depends(get_jobs)):
+    """A queued job never starts; a running one stops and ends `cancelled`, with
+    its error callback. Cancelling again answers the same; a finished job is a 409."""
+    return _status(request, await jobs.cancel(job_id))
+
+
 @router.get(
     "/v1/tts/jobs/{job_id}/audio",
     response_class=Response,

@@ -143,6 +143,38 @@ class JobsServing:
     async def audio(self, path: str) -> bytes:
         return await self._call_storage("get", path)
 
+    async def cancel(self, job_id: str) -> JobRecord:
+        record = await self._call_storage("cancel_job", job_id)
+        self._stop_here([job_id])
+        return record
+
+    async def cancel_run(self, run_id: str) -> RunRecord:
+        run = await self._call_storage("cancel_run", run_id)
+        self._stop_here([section.job.id for section in run.sections if section.job.status == "cancelled"])
+        return run
+
+    async def purge_queue(self) -> int:
+        return await self._call_storage("purge_queue")
+
+    async def advance_stream(self, run_id: str) -> tuple[RunRecord, int]:
+        return await self._call_storage("advance_stream", run_id)
+
+    async def counts(self) -> dict[str, int]:
+        return await self._call_storage("job_counts")
+
+    @property
+    def running_here(self) -> int:
+        return len(self._running)
+
+    def _stop_here(self, job_ids: list[str]) -> None:
+        """Stop cancelled jobs this replica runs at once (their chunks in
+        flight are cancelled with them); a job another replica runs stops at
+        that runner's next heartbeat (jobs.heartbeat_s)."""
+        for job_id in job_ids:
+            task = self._running.get(job_id)
+            if task is not None:
+                task.cancel()
+
     # Running
 
     def start(self) -> None:
@@ -191,7 +223,8 @@ class JobsServing:
             captions = self.tts.captions(speech, request.captions) if request.captions else None
             await self._call_storage("complete_job", record.id, speech.audio, job.voice_id, captions)
         except asyncio.CancelledError:
-            logger.info("job %s stopped here; another run takes it over", record.id)
+            # Cancelled by its caller, taken over elsewhere, or this replica is stopping.
+            logger.info("job %s stopped on this replica", record.id)
             raise
         except Exception as exc:
             error = _as_error(exc)

@@ -15,7 +15,7 @@ from serve_app.jobs.protocol import JobRequest
 from serve_app.tts.protocol import SamplingParams
 from voicegraph.text.captions import CaptionFormat
 
-RunState = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED"]
+RunState = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED"]
 
 
 class VoiceOptions(BaseModel):
@@ -167,7 +167,7 @@ class SimpleOutput(HandlerVersion, AudioOutput):
 
 class SectionOutput(BaseModel):
     id: str
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "cancelled"]
     audio: AudioOutput | None
     error: str | None = None
     error_code: str | None = None
@@ -185,3 +185,43 @@ class RunStatus(BaseModel):
     )
     error: str | None = Field(None, description="FAILED: what went wrong (batch: the first failed section).")
     error_code: str | None = None
+    # The platform's names: milliseconds in the queue, and from the first start to the end (or now).
+    delayTime: int | None = None
+    executionTime: int | None = None
+
+
+class StreamItem(BaseModel):
+    output: SimpleOutput | SectionOutput
+
+
+class RunStream(BaseModel):
+    """What `stream/{id}` answers: sections finished since the last call, in order."""
+
+    id: str
+    status: RunState
+    stream: list[StreamItem]
+
+
+class JobCounts(BaseModel):
+    completed: int
+    failed: int
+    inProgress: int
+    inQueue: int
+    retried: int
+
+
+class WorkerCounts(BaseModel):
+    idle: int
+    running: int
+
+
+class EndpointHealth(BaseModel):
+    """`health`: jobs by state, and the ingress replicas that run them (running: with jobs under way)."""
+
+    jobs: JobCounts
+    workers: WorkerCounts
+
+
+class PurgedQueue(BaseModel):
+    removed: int
+    status: Literal["completed"] = "completed"

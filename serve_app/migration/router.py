@@ -1,50 +1,106 @@
-"""HTTP routes for clients of the old serverless handler; the logic lives in serving.py."""
+"""HTTP routes for clients of the serverless platform; the logic lives in serving.py.
+
+Two URL shapes: `/v2/{endpoint_id}/…`, what the platform's SDK calls
+(`RUNPOD_ENDPOINT_BASE_URL=http://host:8000/v2`), and the unprefixed routes
+of the platform's local test server (`/run`, `/runsync`, `/status/{id}`, …).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
+from ray import serve
 
 from serve_app.access import charge_characters
 from serve_app.error_schemas import BODY, GRAPH, LOOKUP, error_responses
-from serve_app.migration.protocol import RunRequest, RunStatus
+from serve_app.migration.protocol import EndpointHealth, PurgedQueue, RunRequest, RunStatus, RunStream
 from serve_app.migration.serving import MigrationServing
+from voicegraph.core.errors import NotFoundError
 from voicegraph.jobs.store import RUN_ID_PATTERN, RunRecord
-
-router = APIRouter(tags=["migration"])
 
 RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="The id /run or /runsync answered with")]
 _RUN_ERRORS = error_responses(*BODY, *GRAPH)
+_LOOKUP_ERRORS = error_responses(*LOOKUP, 503)
+_STATUS = {"response_model": RunStatus, "response_model_exclude_none": True}
 
 
 def get_migration(request: Request) -> MigrationServing:
     return request.app.state.migration
 
 
+async def check_endpoint(
+    request: Request,
+    endpoint_id: Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9_-]+$", description="Any id, or "
+                                     "the one migration.endpoint_id names")],
+) -> None:
+    expected = get_migration(request).settings.migration.endpoint_id
+    if expected is not None and endpoint_id != expected:
+        raise NotFoundError(f"no endpoint {endpoint_id!r} here; this service is endpoint {expected!r}")
+
+
+def _audio_link(request: Request):
+    return lambda job_id: str(request.url_for("get_job_audio", job_id=job_id))
+
+
 async def _status(request: Request, migration: MigrationServing, run: RunRecord) -> RunStatus:
-    return await migration.describe(run, lambda job_id: str(request.url_for("get_job_audio", job_id=job_id)))
+    return await migration.describe(run, _audio_link(request))
 
 
-@router.post("/run", response_model=RunStatus, response_model_exclude_none=True, responses=_RUN_ERRORS)
+# Routes of both URL shapes.
+router = APIRouter(tags=["serverless"])
+
+
+@router.post("/run", **_STATUS, responses=_RUN_ERRORS)
 async def run(body: RunRequest, request: Request, migration: MigrationServing = Depends(get_migration)):
-    """Queue a run and answer at once; poll GET /status/{id}."""
+    """Queue a run and answer at once; poll status/{id}."""
     await charge_characters(request, body.input.characters())
     return await _status(request, migration, await migration.run(body))
 
 
-@router.post("/runsync", response_model=RunStatus, response_model_exclude_none=True, responses=_RUN_ERRORS)
+@router.post("/runsync", **_STATUS, responses=_RUN_ERRORS)
 async def run_sync(body: RunRequest, request: Request, migration: MigrationServing = Depends(get_migration)):
     """Run and answer when finished, or IN_PROGRESS after migration.runsync_wait_s."""
     await charge_characters(request, body.input.characters())
     return await _status(request, migration, await migration.run_sync(body))
 
 
-@router.get(
-    "/status/{run_id}",
-    response_model=RunStatus,
-    response_model_exclude_none=True,
-    responses=error_responses(*LOOKUP, 503),
-)
+@router.api_route("/status/{run_id}", methods=["GET", "POST"], **_STATUS, responses=_LOOKUP_ERRORS)
 async def status(run_id: RunId, request: Request, migration: MigrationServing = Depends(get_migration)):
     return await _status(request, migration, await migration.status(run_id))
+
+
+@router.api_route("/stream/{run_id}", methods=["GET", "POST"], response_model=RunStream, responses=_LOOKUP_ERRORS)
+async def stream(run_id: RunId, request: Request, migration: MigrationServing = Depends(get_migration)):
+    """Sections finished since the last call, each once, in order (simple mode: the audio once done)."""
+    return await migration.stream(run_id, _audio_link(request))
+
+
+@router.post("/cancel/{run_id}", **_STATUS, responses=_LOOKUP_ERRORS)
+async def cancel(run_id: RunId, request: Request, migration: MigrationServing = Depends(get_migration)):
+    """Sections not yet finished end cancelled (CANCELLED); finished ones keep their audio."""
+    return await _status(request, migration, await migration.cancel(run_id))
+
+
+# Routes only the SDK's shape has: unprefixed, /health is the service's own.
+endpoint_router = APIRouter(prefix="/v2/{endpoint_id}", tags=["serverless"], dependencies=[Depends(check_endpoint)])
+endpoint_router.include_router(router)
+
+
+def _ingress_replicas() -> int:
+    context = serve.get_replica_context()
+    application = serve.status().applications[context.app_name]
+    return application.deployments[context.deployment].replica_states.get("RUNNING", 1)
+
+
+@endpoint_router.get("/health", response_model=EndpointHealth, responses=error_responses(404, 503))
+async def endpoint_health(migration: MigrationServing = Depends(get_migration)):
+    """Jobs by state; workers: the ingress replicas, running when they run a job."""
+    return await migration.health(await asyncio.to_thread(_ingress_replicas))
+
+
+@endpoint_router.post("/purge-queue", response_model=PurgedQueue, responses=error_responses(404, 503))
+async def purge_queue(migration: MigrationServing = Depends(get_migration)):
+    """Cancel every run section still waiting in the queue, with its error callback."""
+    return await migration.purge_queue()

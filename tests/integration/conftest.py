@@ -214,3 +214,36 @@ def keyed_service(service, tmp_path_factory) -> Service:
     serve.run(build_app(settings), name="voicegraph-keyed", route_prefix="/keyed")
     yield Service(f"{service.url}/keyed", settings.storage_root, settings)
     serve.delete("voicegraph-keyed")
+
+
+SERVERLESS_KEY = "vg_test-serverless-key"
+
+
+@pytest.fixture(scope="session")
+def serverless_service(service, tmp_path_factory, receiver) -> Service:
+    """One runner slot, so a second job waits queued behind a long first one;
+    texts long enough that a job is still running when the test cancels it;
+    API keys on, as the platform's clients always send one."""
+    from ray import serve
+
+    from serve_app.app import build_app
+    from voicegraph.access.keys import hash_key
+
+    settings = Settings(
+        engine="espeak",
+        storage_root=tmp_path_factory.mktemp("serverless-storage"),
+        synthesizer={"min_replicas": 1, "max_replicas": 1},
+        max_text_chars=200_000,
+        response_cache={"enabled": False},
+        outbound={"allow": [f"127.0.0.1:{receiver.port}"]},
+        jobs={"max_running_per_replica": 1, "lease_s": 3, "heartbeat_s": 0.3, "poll_interval_s": 0.3},
+        callbacks={"initial_backoff_s": 0.2, "max_backoff_s": 1.0, "poll_interval_s": 0.2},
+        auth={
+            "enabled": True,
+            "limits": {"requests_per_s": 100, "request_burst": 200, "chars_per_min": 10_000_000},
+            "keys": [{"name": "serverless", "sha256": hash_key(SERVERLESS_KEY)}],
+        },
+    )
+    serve.run(build_app(settings), name="voicegraph-serverless", route_prefix="/sls")
+    yield Service(f"{service.url}/sls", settings.storage_root, settings)
+    serve.delete("voicegraph-serverless")

@@ -40,7 +40,7 @@ def wait_for_job(client, job_id: str, done, timeout: float = 120) -> dict:
 
 
 def finished(status: dict) -> bool:
-    return status["status"] in ("succeeded", "failed")
+    return status["status"] in ("succeeded", "failed", "cancelled")
 
 
 def callbacks_settled(status: dict) -> bool:
@@ -260,13 +260,13 @@ def wait_for_ingress_then_job(client, job_id: str, timeout: float = 240) -> dict
     raise AssertionError("the job was not taken over")
 
 
-def replicas(deployment: str) -> list[str]:
+def replicas(deployment: str, app: str = "voicegraph") -> list[str]:
     import ray
 
     return [
         actor["name"]
         for actor in ray.util.list_named_actors(all_namespaces=True)
-        if f"SERVE_REPLICA::voicegraph#{deployment}#" in actor["name"]
+        if f"SERVE_REPLICA::{app}#{deployment}#" in actor["name"]
     ]
 
 

@@ -201,6 +201,8 @@ class MigrationSettings(BaseModel):
     # when base64 was asked for: a response stays a size clients can parse.
     max_base64_bytes: int = Field(10_000_000, ge=0)
     max_sections: int = Field(100, ge=1)
+    # /v2/{endpoint_id}/… answers any endpoint id unless one is set here.
+    endpoint_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,128}$")
     # /runsync waits this long, then answers IN_PROGRESS; poll /status/{id}.
     runsync_wait_s: float = Field(90.0, gt=0)
 

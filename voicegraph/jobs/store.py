@@ -470,11 +470,15 @@ class JobStore:
         return [row["id"] for row in rows]
 
     def counts(self) -> dict[str, int]:
-        """Jobs by status, and how many were run more than once."""
+        """Jobs by status, how many were run more than once, and how many
+        replicas are running jobs now."""
         with self._lock:
             rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
             retried = self._db.execute("SELECT COUNT(*) FROM jobs WHERE attempts > 1").fetchone()[0]
-        return {**{status: count for status, count in rows}, "retried": retried}
+            owners = self._db.execute("SELECT owner FROM jobs WHERE status = 'running' AND owner IS NOT NULL")
+            # An owner is "<replica>:<run token>": count replicas, not runs.
+            runners = len({owner.rsplit(":", 1)[0] for (owner,) in owners.fetchall()})
+        return {**{status: count for status, count in rows}, "retried": retried, "runners": runners}
 
     def _fail(
         self, db, row, code: str, message: str, now: float, details: Any = None, status: JobStatus = "failed"

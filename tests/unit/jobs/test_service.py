@@ -78,4 +78,4 @@ def test_cancelling_a_run_keeps_finished_sections(jobs):
     service.fail_job(first, "synthesis_failed", "no")
     cancelled = service.cancel_run(run.id)
     assert [section.job.status for section in cancelled.sections] == ["failed", "cancelled"]
-    assert service.purge_queue() == 0 and service.job_counts() == {"failed": 1, "cancelled": 1, "retried": 0}
+    assert service.purge_queue() == 0 and service.job_counts() == {"failed": 1, "cancelled": 1, "retried": 0, "runners": 0}

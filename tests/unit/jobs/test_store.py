@@ -303,7 +303,7 @@ def test_purge_cancels_only_queued_jobs(store):
     store.claim("a", LEASE, 3, running.id)
     assert sorted(store.cancel(None, "purged")) == sorted([queued.id, other.id])
     assert store.get(running.id).status == "running"
-    assert store.counts() == {"running": 1, "cancelled": 2, "retried": 0}
+    assert store.counts() == {"running": 1, "cancelled": 2, "retried": 0, "runners": 1}
 
 
 def test_a_cancellation_survives_reopening(tmp_path, clock):

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from serve_app.migration.protocol import RunRequest
-from serve_app.migration.serving import MigrationServing, run_state
+from serve_app.migration.serving import MigrationServing, run_state, run_times_ms
 from voicegraph.core.settings import Settings
 from voicegraph.jobs.store import JobRecord, RunRecord, RunSection
 
@@ -76,9 +76,9 @@ def test_bad_input_is_refused_with_a_reason(body, words):
     assert words in str(raised.value)
 
 
-def job(status: str) -> JobRecord:
+def job(status: str, **times) -> JobRecord:
     fields = dict.fromkeys(JobRecord.__dataclass_fields__)
-    return JobRecord(**{**fields, "id": f"job_{status}", "status": status, "request": {}})
+    return JobRecord(**{**fields, "id": f"job_{status}", "status": status, "request": {}, "callbacks": (), **times})
 
 
 @pytest.mark.parametrize(
@@ -93,6 +93,9 @@ def job(status: str) -> JobRecord:
         (["succeeded", "succeeded"], "COMPLETED"),
         (["failed"], "FAILED"),
         (["succeeded", "failed", "succeeded"], "FAILED"),
+        (["cancelled"], "CANCELLED"),
+        (["succeeded", "cancelled", "failed"], "CANCELLED"),  # the caller stopped it: what failed is moot
+        (["cancelled", "running"], "IN_PROGRESS"),
     ],
 )
 def test_run_state(states, expected):
@@ -120,3 +123,17 @@ def test_runsync_answers_in_progress_after_its_wait():
     run = asyncio.run(MigrationServing(jobs).run_sync(RunRequest(input={"text": "Hi."})))
     assert run_state([s.job for s in run.sections]) == "IN_QUEUE"
     assert jobs.polls >= 2  # it kept looking until the wait ran out
+
+
+@pytest.mark.parametrize(
+    ("jobs", "expected"),
+    [
+        ([job("queued")], (None, None)),  # nothing started: the platform leaves both out
+        ([job("running", started_at=102.5)], (2500, 7500)),  # running: until now (110)
+        ([job("succeeded", started_at=101, finished_at=104), job("queued")], (1000, 9000)),
+        ([job("succeeded", started_at=101, finished_at=104), job("failed", started_at=104, finished_at=106.25)], (1000, 5250)),
+    ],
+)
+def test_delay_and_execution_times_in_milliseconds(jobs, expected):
+    run = RunRecord("run_1", "batch", "url", 100.0, tuple(RunSection(str(i), j) for i, j in enumerate(jobs)))
+    assert run_times_ms(run, now=110.0) == expected
