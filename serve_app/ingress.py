@@ -26,8 +26,8 @@ from serve_app.migration.router import endpoint_router as serverless_endpoint_ro
 from serve_app.migration.router import router as migration_router
 from serve_app.migration.serving import MigrationServing
 from serve_app.openai_api.protocol import OpenAIErrorResponse
-from serve_app.openai_api.router import OPENAI_PREFIX
 from serve_app.openai_api.router import router as openai_router
+from serve_app.openai_api.serving import OPENAI_PATHS, openai_error_response
 from serve_app.request_ids import request_id
 from serve_app.tts.router import router as tts_router
 from serve_app.tts.serving import TTSServing
@@ -53,12 +53,9 @@ def json_error(request: Request, status_code: int, code: str, message: str) -> J
 
 
 def error_response(request: Request, error: errors.VoiceGraphError) -> JSONResponse:
-    if _route_path(request.scope).startswith(OPENAI_PREFIX):
-        # OpenAI's clients read their own error shape; the request id is in
-        # the X-Request-ID header Serve's proxy adds to every response.
-        kind = "invalid_request_error" if error.status_code < 500 else "server_error"
-        body = {"error": {"message": error.message, "type": kind, "param": None, "code": error.code}}
-        return JSONResponse(body, status_code=error.status_code, headers=error.headers())
+    if _route_path(request.scope).startswith(OPENAI_PATHS):
+        # OpenAI's clients read their own error shape and statuses.
+        return openai_error_response(error)
     response = json_error(request, error.status_code, error.code, error.message)
     response.headers.update(error.headers())
     return response

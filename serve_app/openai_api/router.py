@@ -1,8 +1,9 @@
-"""`POST /v1/audio/speech`, compatible with OpenAI's API and its clients.
+"""OpenAI's speech API for its clients: `POST /v1/audio/speech`,
+`GET /v1/audio/voices`, `GET /v1/models`.
 
 A thin translation onto the native path: the same validation, the same graph,
-the same streaming. Errors on these routes come in OpenAI's shape (see
-ingress.error_response).
+the same streaming. Errors on these routes come in OpenAI's shape and
+statuses (serving.openai_error_response, used by ingress.error_response).
 """
 
 from __future__ import annotations
@@ -10,29 +11,74 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from serve_app.access import charge_characters
-from serve_app.error_schemas import BODY, GRAPH, error_responses
-from serve_app.openai_api.protocol import OpenAIErrorResponse, SpeechRequest
+from serve_app.error_schemas import GRAPH, error_responses
+from serve_app.openai_api.protocol import ModelList, OpenAIErrorResponse, OpenAIVoiceList, SpeechRequest
+from serve_app.openai_api.serving import model_list, openai_voices, speech_event_stream
 from serve_app.tts.protocol import SpeechParams
 from serve_app.tts.router import get_tts, speech_stream
 from serve_app.tts.serving import TTSServing
-from voicegraph.core.errors import InvalidRequestError
-
-OPENAI_PREFIX = "/v1/audio/"
+from serve_app.voices.router import get_voices
+from serve_app.voices.serving import VoicesServing
 
 router = APIRouter(tags=["openai"])
 
+# FastAPI documents a 422 on every route with a body or parameters, and no
+# 422 comes from these (openai_error_response answers 400): None drops it,
+# as FastAPI leaves None out of the schema it writes.
+_NO_422 = {"responses": {"422": None}}
 
-@router.post(
-    "/v1/audio/speech", response_class=Response, responses=error_responses(*BODY, *GRAPH, model=OpenAIErrorResponse)
-)
+_SPEECH_RESPONSES = {
+    **error_responses(413, 415, *GRAPH, model=OpenAIErrorResponse),
+    400: {
+        "model": OpenAIErrorResponse,
+        "description": "The body is not valid JSON, or the request cannot be done as asked (empty input, "
+        "unknown voice, bad speed or format, a missing field): OpenAI's invalid_request_error.",
+    },
+    200: {
+        "description": "The audio in response_format, streamed with stream; with stream_format sse, "
+        "`speech.audio.delta` events then `speech.audio.done`.",
+        "content": {
+            "audio/mpeg": {},
+            "audio/ogg": {},
+            "audio/aac": {},
+            "audio/flac": {},
+            "audio/wav": {},
+            "audio/L16": {},
+            "text/event-stream": {},
+        },
+    },
+}
+
+
+@router.post("/v1/audio/speech", response_class=Response, responses=_SPEECH_RESPONSES, openapi_extra=_NO_422)
 async def create_speech(body: SpeechRequest, request: Request, tts: TTSServing = Depends(get_tts)):
     await charge_characters(request, len(body.input))
+    # `instructions` has nowhere to go: no engine here takes a style prompt.
+    params = SpeechParams(text=body.input, voice=body.voice_id, format=body.response_format, speed=body.speed)
     if body.stream_format == "sse":
-        raise InvalidRequestError("stream_format 'sse' is not supported; use 'audio'")
-    params = SpeechParams(text=body.input, voice=body.voice, format=body.response_format, speed=body.speed)
+        return speech_event_stream(await speech_stream(tts, params), len(body.input))
     if body.stream:
         return await speech_stream(tts, params)
     job = await tts.validate(params)
     speech = await tts.synthesize(job)
     headers = {} if speech.cache_hit is None else {"X-Cache": "hit" if speech.cache_hit else "miss"}
     return Response(speech.audio.data, media_type=speech.audio.content_type, headers=headers)
+
+
+def _get(path: str, response_model: type, *error_statuses: int):
+    return router.get(
+        path,
+        response_model=response_model,
+        responses=error_responses(*error_statuses, model=OpenAIErrorResponse),
+        openapi_extra=_NO_422,
+    )
+
+
+@_get("/v1/audio/voices", OpenAIVoiceList, 503)
+async def list_voices(voices: VoicesServing = Depends(get_voices)) -> OpenAIVoiceList:
+    return openai_voices(await voices.list())
+
+
+@_get("/v1/models", ModelList, 503)
+async def list_models(tts: TTSServing = Depends(get_tts)) -> ModelList:
+    return model_list(await tts.engine_info(), tts.settings)

@@ -50,7 +50,7 @@ BAD_INPUT = [
     Case("JSON that is not an object", "POST", "/v1/tts", b"[1, 2]", 422, "invalid_request", "valid dictionary"),
     Case("A form instead of JSON", "POST", "/v1/tts", ("text=hi", "application/x-www-form-urlencoded"), 415, "unsupported_media_type", "application/json"),
     Case("A body over `max_request_bytes` (1 MB)", "POST", "/v1/tts", {"text": "x" * 1_100_000}, 413, "payload_too_large", "larger than"),
-    Case("OpenAI API: empty input", "POST", "/v1/audio/speech", {"model": "tts-1", "voice": "default", "input": ""}, 422, "empty_text", "empty"),
+    Case("OpenAI API: empty input", "POST", "/v1/audio/speech", {"model": "tts-1", "voice": "default", "input": ""}, 400, "empty_text", "empty"),
     Case("OpenAI API: a body that is not UTF-8", "POST", "/v1/audio/speech", b"\xff\x01\x02", 400, "malformed_body", "could not be read"),
     Case("Upload that is not audio", "POST", "/v1/voices", form(), 422, "invalid_audio", "audio"),
     Case("Upload without a file", "POST", "/v1/voices", {"files": {"name": (None, "x")}}, 422, "invalid_request", "file"),
