@@ -71,11 +71,14 @@ def _field_path(location: tuple) -> str:
     return ".".join(str(part) for part in location if part != "body") or "body"
 
 
-def _expects_form(request: Request) -> bool:
+def _expected_body(request: Request) -> str | None:
+    """The content type the route reads its body as; None for a route without one."""
     dependant = getattr(request.scope.get("route"), "dependant", None)
-    return dependant is not None and any(
-        isinstance(param.field_info, params.Form) for param in dependant.body_params
-    )
+    if dependant is None or not dependant.body_params:
+        return None
+    if any(isinstance(param.field_info, params.Form) for param in dependant.body_params):
+        return "multipart/form-data"
+    return "application/json"
 
 
 def _validation_error(request: Request, exc: RequestValidationError) -> errors.VoiceGraphError:
@@ -85,8 +88,8 @@ def _validation_error(request: Request, exc: RequestValidationError) -> errors.V
         if problem.get("type") == "json_invalid":
             detail = (problem.get("ctx") or {}).get("error", "invalid JSON")
             return errors.MalformedJSONError(f"request body is not valid JSON: {detail}")
-    expected = "multipart/form-data" if _expects_form(request) else "application/json"
-    if request.method in ("POST", "PUT", "PATCH") and expected.split("/")[1] not in content_type.lower():
+    expected = _expected_body(request)
+    if expected is not None and expected.split("/")[1] not in content_type.lower():
         return errors.UnsupportedMediaTypeError(
             f"Content-Type {content_type or '(none)'!r} is not accepted here; "
             f"send the body as {expected}"

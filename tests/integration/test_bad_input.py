@@ -61,6 +61,7 @@ BAD_INPUT = [
     Case("Deleting a built-in voice", "DELETE", "/v1/voices/deep", None, 409, "builtin_voice", "built-in"),
     Case("A job id that is not one", "GET", "/v1/tts/jobs/job_doesnotexist", None, 422, "invalid_request", "job_id"),
     Case("A job id that does not exist", "GET", f"/v1/tts/jobs/{UNKNOWN_JOB}", None, 404, "not_found", "does not exist"),
+    Case("Cancelling a job id that is not one", "POST", "/v1/tts/jobs/nope/cancel", None, 422, "invalid_request", "job_id"),
     Case("Audio of a job that does not exist", "GET", f"/v1/tts/jobs/{UNKNOWN_JOB}/audio", None, 404, "not_found", "does not exist"),
     Case("A callback URL on a private address", "POST", "/v1/tts/jobs", {"text": "hi", "callback_url": "http://10.0.0.1/cb"}, 422, "url_refused", "10.0.0.1"),
     Case("Serverless API: both text and sections", "POST", "/run", {"input": {"text": "a", "sections": [{"id": "x", "text": "b"}]}}, 422, "invalid_request", "exactly one"),
