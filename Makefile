@@ -13,7 +13,7 @@ LOCK_INSTALLER ?= uv
 # Re-install only when the lock, the torch pins or the project change.
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test bench emulator lock check-lock clean
+.PHONY: serve test bench loadtest emulator lock check-lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ emulator: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python loadtests/bench_graph.py
+
+# Locust, headless and bounded, against LOADTEST_HOST (default http://127.0.0.1:8000),
+# starting the service there when nothing answers. LOADTEST_* variables and
+# LOADTEST_ARGS (flags of loadtests/loadtest.py) shape it: README "Load testing (Locust)".
+loadtest: $(STAMP)
+	$(BIN)/python loadtests/loadtest.py $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
