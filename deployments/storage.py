@@ -92,6 +92,9 @@ class StorageActor:
     async def get_run(self, run_id: str) -> RunRecord:
         return await asyncio.to_thread(self._jobs.get_run, run_id)
 
+    async def job_status(self, job_id: str) -> str:
+        return (await asyncio.to_thread(self._jobs.get_job, job_id)).status
+
     async def cancel_job(self, job_id: str) -> JobRecord:
         return await asyncio.to_thread(self._jobs.cancel_job, job_id)
 

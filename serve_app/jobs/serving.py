@@ -169,7 +169,7 @@ class JobsServing:
     def _stop_here(self, job_ids: list[str]) -> None:
         """Stop cancelled jobs this replica runs at once (their chunks in
         flight are cancelled with them); a job another replica runs stops at
-        that runner's next heartbeat (jobs.heartbeat_s)."""
+        that runner's next look (jobs.cancel_check_s)."""
         for job_id in job_ids:
             task = self._running.get(job_id)
             if task is not None:
@@ -239,10 +239,20 @@ class JobsServing:
                 del self._running[record.id]
 
     async def _heartbeat(self, job_id: str, token: str, progress: list, work: asyncio.Task) -> None:
+        """Renew the lease every heartbeat_s (a write); between renewals, look
+        every cancel_check_s (a read) whether the job was cancelled, so a cancel
+        taken by another replica stops this run within that time."""
+        options = self.settings.jobs
+        loop = asyncio.get_running_loop()
+        renew_at = loop.time() + options.heartbeat_s
         while True:
-            await asyncio.sleep(self.settings.jobs.heartbeat_s)
+            await asyncio.sleep(max(0.0, min(options.cancel_check_s, renew_at - loop.time())))
             try:
-                held = await self._storage.heartbeat_job.remote(job_id, token, *progress)
+                if loop.time() >= renew_at:
+                    held = await self._storage.heartbeat_job.remote(job_id, token, *progress)
+                    renew_at = loop.time() + options.heartbeat_s
+                else:
+                    held = await self._storage.job_status.remote(job_id) != "cancelled"
             except RayActorError:
                 continue  # the StorageActor is restarting; the lease outlasts that
             except Exception as exc:
@@ -251,7 +261,7 @@ class JobsServing:
                 logger.warning("heartbeat of job %s failed: %s", job_id, exc)
                 continue
             if not held:
-                logger.warning("job %s was taken over elsewhere; stopping this run", job_id)
+                logger.warning("job %s was cancelled or taken over elsewhere; stopping this run", job_id)
                 work.cancel()
                 return
 

@@ -158,6 +158,9 @@ class JobSettings(BaseModel):
     # another runner (its replica died); heartbeats come every heartbeat_s.
     lease_s: float = Field(60.0, gt=0)
     heartbeat_s: float = Field(5.0, gt=0)
+    # How often a runner reads whether its job was cancelled on another
+    # replica: a cancel stops the run within this long.
+    cancel_check_s: float = Field(0.5, gt=0)
     # Runs of one job (the first and any takeovers) before it is failed.
     max_attempts: int = Field(3, ge=1, le=20)
     # How often each ingress replica looks for queued or orphaned jobs.
