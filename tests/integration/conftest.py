@@ -123,8 +123,10 @@ def service(tmp_path_factory, reference_server, receiver) -> Service:
         migration={"max_base64_bytes": 2_000_000},
     )
     port = free_port()
-    # Logical CPUs: the graph's fractional requests fit even on a 2-core machine.
-    ray.init(address="local", num_cpus=6, include_dashboard=False, namespace="serve", log_to_driver=False)
+    # Logical CPUs: the fractional requests of every application the session
+    # deploys beside this one (Piper, XTTS, keyed, serverless: ~7.2 in all) fit
+    # even on a 2-core machine; too few and the last one never deploys.
+    ray.init(address="local", num_cpus=12, include_dashboard=False, namespace="serve", log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app(settings), name="voicegraph", route_prefix="/")
