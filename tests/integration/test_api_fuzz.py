@@ -33,7 +33,7 @@ def test_fuzzing_the_api_finds_nothing(service, client, tmp_path):
             "--checks", ",".join(CHECKS),
             "--mode", "all",
             "--phases", "examples,coverage,fuzzing",
-            "--max-examples", "10",
+            "--max-examples", "5",
             "--seed", "42",
             "--workers", "2",
             "--request-timeout", "120",
