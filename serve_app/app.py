@@ -39,6 +39,11 @@ def _fixed(replicas: ReplicaSettings) -> dict[str, Any]:
 
 
 def _autoscaled(synth: SynthesizerSettings) -> dict[str, Any]:
+    optional = {
+        name: getattr(synth, name)
+        for name in ("look_back_period_s", "upscaling_factor", "downscaling_factor")
+        if getattr(synth, name) is not None
+    }
     return {
         "max_ongoing_requests": synth.max_ongoing_requests,
         "autoscaling_config": {
@@ -48,6 +53,7 @@ def _autoscaled(synth: SynthesizerSettings) -> dict[str, Any]:
             "target_ongoing_requests": synth.target_ongoing_requests,
             "upscale_delay_s": synth.upscale_delay_s,
             "downscale_delay_s": synth.downscale_delay_s,
+            **optional,
         },
         "ray_actor_options": {"num_cpus": synth.num_cpus, "num_gpus": synthesizer_gpus(synth)},
         "health_check_period_s": synth.health_check_period_s,

@@ -36,6 +36,11 @@ class SynthesizerSettings(BaseModel):
     target_ongoing_requests: float = Field(2.0, gt=0)
     upscale_delay_s: float = Field(5.0, ge=0)
     downscale_delay_s: float = Field(60.0, ge=0)
+    # Serve's own defaults when unset: the window its load average covers, and
+    # how far one decision moves the replica count (1.0: all the way).
+    look_back_period_s: float | None = Field(None, gt=0)
+    upscaling_factor: float | None = Field(None, gt=0)
+    downscaling_factor: float | None = Field(None, gt=0)
     num_cpus: float = Field(0.25, ge=0)
     # "auto": a fraction of a GPU only when the cluster has GPUs at deploy time;
     # a replica asking for a GPU on a GPU-less cluster would never start.

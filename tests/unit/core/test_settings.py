@@ -57,6 +57,16 @@ def test_synthesizer_autoscaling_options_come_from_settings():
     assert options["max_ongoing_requests"] == 8
 
 
+def test_serves_own_autoscaling_knobs_are_settings_serve_accepts():
+    from ray.serve.config import AutoscalingConfig
+
+    unset = _autoscaled(SynthesizerSettings())["autoscaling_config"]
+    assert {"look_back_period_s", "upscaling_factor", "downscaling_factor"}.isdisjoint(unset)
+    knobs = {"look_back_period_s": 20.0, "upscaling_factor": 2.0, "downscaling_factor": 0.5}
+    config = AutoscalingConfig.model_validate(_autoscaled(SynthesizerSettings(**knobs))["autoscaling_config"])
+    assert (config.look_back_period_s, config.upscaling_factor, config.downscaling_factor) == (20.0, 2.0, 0.5)
+
+
 def test_a_bad_outbound_allow_entry_fails_at_load():
     with pytest.raises(ValidationError, match="10.0.0.0/33"):
         Settings(outbound={"allow": ["127.0.0.1:8080", "10.0.0.0/33"]})
