@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
-from ray.serve.metrics import Counter
 
 from deployments.handles import AsyncCalls
+from deployments.metrics import install_serve_metrics
+from voicegraph.core import metrics
 from voicegraph.core.settings import Settings
 from voicegraph.engines import ClonedVoice
 from voicegraph.voices.cloning import ClonedReference
@@ -23,23 +24,15 @@ from voicegraph.voices.library import VoiceEvent, VoiceLibrary, VoiceRecord
 @serve.deployment(name="VoiceProfiles")
 class VoiceProfiles:
     def __init__(self, settings: Settings, storage: DeploymentHandle, cloner: DeploymentHandle):
-        downloads = Counter(
-            "voicegraph_voice_url_downloads", description="voice_url fetches that transferred a body"
-        )
-        clones = Counter(
-            "voicegraph_voice_clones", description="References cloned, by source", tag_keys=("source",)
-        )
-        url_hits = Counter(
-            "voicegraph_voice_url_cache_hits", description="voice_url requests served from the cache"
-        )
+        install_serve_metrics()
 
         def count(event: VoiceEvent) -> None:
             if event == "url_download":
-                downloads.inc()
+                metrics.count("voicegraph_voice_url_downloads")
             elif event == "url_cache_hit":
-                url_hits.inc()
+                metrics.count("voicegraph_voice_url_cache_hits")
             else:
-                clones.inc(tags={"source": event.removeprefix("clone_")})
+                metrics.count("voicegraph_voice_clones", source=event.removeprefix("clone_"))
 
         self._library = VoiceLibrary(settings, AsyncCalls(storage), AsyncCalls(cloner), count)
 

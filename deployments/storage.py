@@ -12,6 +12,7 @@ import logging
 
 from ray import serve
 
+from deployments.metrics import install_serve_metrics
 from voicegraph.audio.stitching import StitchedAudio
 from voicegraph.core.settings import Settings
 from voicegraph.jobs.service import JobService
@@ -26,6 +27,7 @@ logger = logging.getLogger("ray.serve")
 @serve.deployment(name="StorageActor")
 class StorageActor:
     async def __init__(self, settings: Settings):
+        install_serve_metrics()
         self._settings = settings
         self._storage = await asyncio.to_thread(open_storage, settings)
         self._jobs = JobService(self._storage.jobs, settings.jobs)
@@ -119,6 +121,9 @@ class StorageActor:
         return await asyncio.to_thread(
             self._jobs.heartbeat_job, job_id, owner, chunks_done, chunks_total
         )
+
+    async def release_job(self, job_id: str, owner: str) -> bool:
+        return await asyncio.to_thread(self._jobs.release_job, job_id, owner)
 
     async def complete_job(
         self, job_id: str, audio: StitchedAudio, voice: str, captions: str | list | None = None

@@ -8,6 +8,7 @@ import numpy as np
 import ray
 from ray import serve
 
+from deployments.metrics import install_serve_metrics
 from voicegraph.core.settings import Settings
 from voicegraph.engines import ClonedVoice, EngineInfo, Sampling, Voice, build_engine
 from voicegraph.engines.chunk_synthesizer import ChunkSynthesizer
@@ -16,6 +17,7 @@ from voicegraph.engines.chunk_synthesizer import ChunkSynthesizer
 @serve.deployment(name="Synthesizer")
 class Synthesizer:
     def __init__(self, settings: Settings):
+        install_serve_metrics()
         # Torch threads from this replica's CPU share, not from the node's cores.
         threads = max(1, int(settings.synthesizer.num_cpus))
         self._chunks = ChunkSynthesizer(

@@ -30,22 +30,34 @@ def synthesizer_gpus(synth: SynthesizerSettings) -> float:
     return synth.auto_gpu_fraction if has_gpus else 0.0
 
 
-def _fixed(replicas: ReplicaSettings) -> dict[str, Any]:
+def _common(replicas: ReplicaSettings | SynthesizerSettings, settings: Settings) -> dict[str, Any]:
+    """What every deployment sets alike: queues, shutdown, logs."""
     return {
-        "num_replicas": replicas.num_replicas,
         "max_ongoing_requests": replicas.max_ongoing_requests,
+        "max_queued_requests": replicas.max_queued_requests,
+        "backpressure_config": {"status_code": 503, "retry_after_s": settings.overload_retry_after_s},
+        "graceful_shutdown_timeout_s": replicas.graceful_shutdown_timeout_s,
+        "graceful_shutdown_wait_loop_s": replicas.graceful_shutdown_wait_loop_s,
+        "logging_config": {"encoding": settings.log_encoding},
+    }
+
+
+def _fixed(replicas: ReplicaSettings, settings: Settings) -> dict[str, Any]:
+    return {
+        **_common(replicas, settings),
+        "num_replicas": replicas.num_replicas,
         "ray_actor_options": {"num_cpus": replicas.num_cpus},
     }
 
 
-def _autoscaled(synth: SynthesizerSettings) -> dict[str, Any]:
+def _autoscaled(synth: SynthesizerSettings, settings: Settings) -> dict[str, Any]:
     optional = {
         name: getattr(synth, name)
         for name in ("look_back_period_s", "upscaling_factor", "downscaling_factor")
         if getattr(synth, name) is not None
     }
     return {
-        "max_ongoing_requests": synth.max_ongoing_requests,
+        **_common(synth, settings),
         "autoscaling_config": {
             "min_replicas": synth.min_replicas,
             "max_replicas": synth.max_replicas,
@@ -70,13 +82,17 @@ def build_app(args: dict[str, Any] | Settings | None = None) -> Application:
     # Replicas may run in another working directory: pin the storage root now.
     settings = settings.model_copy(update={"storage_root": settings.storage_root.resolve()})
 
-    chunker = TextChunker.options(**_fixed(settings.chunker)).bind()
-    synthesizer = Synthesizer.options(**_autoscaled(settings.synthesizer)).bind(settings)
-    stitcher = Stitcher.options(**_fixed(settings.stitcher)).bind(settings)
-    storage = StorageActor.options(**_fixed(settings.storage)).bind(settings)
-    cloner = VoiceCloner.options(**_fixed(settings.cloner)).bind(settings, synthesizer)
-    profiles = VoiceProfiles.options(**_fixed(settings.profiles)).bind(settings, storage, cloner)
-    rate_limiter = RateLimiter.bind(settings) if settings.auth.enabled else None
-    return Ingress.options(**_fixed(settings.ingress)).bind(
+    chunker = TextChunker.options(**_fixed(settings.chunker, settings)).bind()
+    synthesizer = Synthesizer.options(**_autoscaled(settings.synthesizer, settings)).bind(settings)
+    stitcher = Stitcher.options(**_fixed(settings.stitcher, settings)).bind(settings)
+    storage = StorageActor.options(**_fixed(settings.storage, settings)).bind(settings)
+    cloner = VoiceCloner.options(**_fixed(settings.cloner, settings)).bind(settings, synthesizer)
+    profiles = VoiceProfiles.options(**_fixed(settings.profiles, settings)).bind(settings, storage, cloner)
+    rate_limiter = (
+        RateLimiter.options(logging_config={"encoding": settings.log_encoding}).bind(settings)
+        if settings.auth.enabled
+        else None
+    )
+    return Ingress.options(**_fixed(settings.ingress, settings)).bind(
         settings, chunker, synthesizer, stitcher, storage, cloner, profiles, rate_limiter
     )

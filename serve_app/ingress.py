@@ -13,10 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
 from ray.exceptions import RayActorError, RayTaskError
+from ray.serve.exceptions import BackPressureError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deployments.handles import AsyncCalls
+from deployments.metrics import install_serve_metrics
 from serve_app.access import AccessControl, RateLimitHeaders, authorize
 from serve_app.error_schemas import KEYED, ErrorResponse, error_responses
 from serve_app.health import router as health_router
@@ -29,12 +31,13 @@ from serve_app.openai_api.protocol import OpenAIErrorResponse
 from serve_app.openai_api.router import router as openai_router
 from serve_app.openai_api.serving import OPENAI_PATHS, openai_error_response
 from serve_app.request_ids import request_id
+from serve_app.request_metrics import RequestMetrics
 from serve_app.tts.router import router as tts_router
 from serve_app.tts.serving import TTSServing
 from serve_app.version import version_info
 from serve_app.voices.router import router as voices_router
 from serve_app.voices.serving import VoicesServing
-from voicegraph.core import errors
+from voicegraph.core import errors, metrics
 from voicegraph.core.settings import Settings
 
 logger = logging.getLogger("ray.serve")
@@ -109,7 +112,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         cause = exc.cause
         if isinstance(cause, errors.VoiceGraphError):
             return error_response(request, cause)
+        if isinstance(cause, BackPressureError):
+            return await _overloaded(request, cause)
         return await _unexpected(request, exc)
+
+    @app.exception_handler(BackPressureError)
+    async def _overloaded(request: Request, exc: BackPressureError):
+        # A deployment's queue (max_queued_requests) is full: say so at once.
+        metrics.count("voicegraph_overloaded")
+        retry_after_s = request.app.state.tts.settings.overload_retry_after_s
+        return error_response(
+            request,
+            errors.OverloadedError(
+                f"the service is at capacity ({exc.message}); retry after {retry_after_s:g} s",
+                retry_after_s,
+            ),
+        )
 
     @app.exception_handler(RayActorError)
     async def _replica_gone(request: Request, exc: RayActorError):
@@ -244,6 +262,8 @@ def build_http_app(
         async def openapi_with_key() -> dict:
             return app.openapi()
 
+    # Last added, so outermost: it sees the answers the others make too.
+    app.add_middleware(RequestMetrics)
     return app
 
 
@@ -253,6 +273,7 @@ class Ingress:
     async def __init__(
         self, settings: Settings, chunker, synthesizer, stitcher, storage, cloner, profiles, rate_limiter=None
     ):
+        install_serve_metrics()
         self._tts = TTSServing(settings, chunker, synthesizer, stitcher, storage, profiles)
         self._voices = VoicesServing(self._tts, cloner, profiles)
         self._jobs = JobsServing(self._tts, storage, str(serve.get_replica_context().replica_id))
@@ -271,5 +292,7 @@ class Ingress:
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_http_app(self._tts, self._voices, self._jobs, self._access)
 
-    def __del__(self):
-        self._jobs.stop()
+    async def __del__(self):
+        # Serve calls this after the replica's requests have drained
+        # (graceful_shutdown_timeout_s); jobs run outside requests.
+        await self._jobs.stop()

@@ -64,3 +64,26 @@ def isolated_firebase(monkeypatch):
     yield
     for name in set(firebase_admin._apps) - before:
         firebase_admin.delete_app(firebase_admin.get_app(name))
+
+
+class RecordedMetrics:
+    """A metrics sink that keeps what Ray-free code records (voicegraph.core.metrics)."""
+
+    def __init__(self):
+        self.records = []
+
+    def record(self, spec, value, tags):
+        self.records.append((spec.name, value, tags))
+
+    def total(self, name, **tags):
+        return sum(value for record, value, got in self.records if record == name and tags.items() <= got.items())
+
+
+@pytest.fixture()
+def recorded_metrics():
+    from voicegraph.core import metrics
+
+    sink = RecordedMetrics()
+    metrics.install(sink)
+    yield sink
+    metrics.install(None)

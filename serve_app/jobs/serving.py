@@ -13,14 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
+from contextvars import ContextVar
 from typing import Any
 
 from ray.exceptions import RayActorError, RayTaskError
+from ray.serve import context as serve_context
 
 from serve_app.jobs.protocol import JobRequest
 from serve_app.tts.protocol import SpeechParams
 from serve_app.tts.serving import TTSServing
+from voicegraph.core import metrics
 from voicegraph.core.errors import InvalidRequestError, UrlRefusedError, VoiceGraphError
 from voicegraph.core.retry import Retry, retry_async
 from voicegraph.jobs.callbacks import error_callback_url
@@ -28,6 +32,26 @@ from voicegraph.jobs.store import AudioDelivery, JobRecord, NewJob, RunMode, Run
 from voicegraph.net.safe_fetch import AllowList, check_url
 
 logger = logging.getLogger("ray.serve")
+
+# The job the current task runs, for the `job_id` field of its log lines.
+_current_job: ContextVar[str | None] = ContextVar("voicegraph_job_id", default=None)
+
+
+class JobLogFields(logging.Filter):
+    """Adds `job_id` to every line logged while a job runs (Serve's JSON logs
+    carry it as a field; its text logs append it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job_id = _current_job.get()
+        if job_id is not None:
+            record.job_id = job_id
+        return True
+
+
+_JOB_LOG_FIELDS = JobLogFields()
+
+# A stopping replica waits this long per job for the StorageActor to take it back.
+_RELEASE_TIMEOUT_S = 5.0
 
 
 def _as_error(exc: BaseException) -> VoiceGraphError:
@@ -47,6 +71,7 @@ class JobsServing:
         self.replica_name = replica_name
         self._allow = AllowList.parse(self.settings.outbound.allow)
         self._running: dict[str, asyncio.Task] = {}
+        self._tokens: dict[str, str] = {}  # job id → the token of its run here
         self._poller: asyncio.Task | None = None
 
     # Accepting
@@ -178,13 +203,23 @@ class JobsServing:
     # Running
 
     def start(self) -> None:
+        logger.addFilter(_JOB_LOG_FIELDS)
         self._poller = asyncio.get_running_loop().create_task(self._poll())
 
-    def stop(self) -> None:
-        # Jobs cut off here are taken over by another replica once their lease runs out.
+    async def stop(self) -> None:
+        """This replica is shutting down: stop looking for work and hand the
+        jobs it runs back to the queue, where another replica claims them
+        within jobs.poll_interval_s instead of after their lease runs out."""
+        handed_back = dict(self._tokens)
         for task in [self._poller, *self._running.values()]:
             if task is not None:
                 task.cancel()
+        for job_id, token in handed_back.items():
+            try:
+                await asyncio.wait_for(self._storage.release_job.remote(job_id, token), _RELEASE_TIMEOUT_S)
+                logger.info("job %s handed back to the queue: this replica is stopping", job_id)
+            except Exception as exc:
+                logger.warning("could not hand job %s back (%s); it is taken over when its lease runs out", job_id, exc)
 
     def _has_room(self) -> bool:
         return len(self._running) < self.settings.jobs.max_running_per_replica
@@ -195,6 +230,7 @@ class JobsServing:
         token = f"{self.replica_name}:{uuid.uuid4().hex[:12]}"
         record = await self._call_storage("claim_job", token, job_id)
         if record is not None:
+            self._tokens[record.id] = token
             self._running[record.id] = asyncio.get_running_loop().create_task(
                 self._run(record, token)
             )
@@ -215,18 +251,26 @@ class JobsServing:
         def on_progress(done: int, total: int) -> None:
             progress[:] = [done, total]
 
+        # This task's own context: every call it makes to other deployments
+        # carries the job id as Serve's request id, so one query on it finds
+        # the job's lines in every deployment's log.
+        _current_job.set(record.id)
+        serve_context._set_request_context(request_id=record.id)
         heartbeat = asyncio.create_task(self._heartbeat(record.id, token, progress, asyncio.current_task()))
         try:
             request = JobRequest(**record.request)
             job = await self.tts.validate(request)
-            speech = await self.tts.synthesize(job, on_progress)
+            speech = await self.tts.synthesize(job, on_progress, wait_for_capacity=True)
             captions = self.tts.captions(speech, request.captions) if request.captions else None
             await self._call_storage("complete_job", record.id, speech.audio, job.voice_id, captions)
+            _job_run_ended(record, "succeeded")
         except asyncio.CancelledError:
             # Cancelled by its caller, taken over elsewhere, or this replica is stopping.
             logger.info("job %s stopped on this replica", record.id)
+            metrics.count("voicegraph_job_runs", outcome="stopped")
             raise
         except Exception as exc:
+            _job_run_ended(record, "failed")
             error = _as_error(exc)
             try:
                 await self._call_storage("fail_job", record.id, error.code, error.message, token)
@@ -237,6 +281,7 @@ class JobsServing:
             heartbeat.cancel()
             if self._running.get(record.id) is asyncio.current_task():
                 del self._running[record.id]
+                del self._tokens[record.id]
 
     async def _heartbeat(self, job_id: str, token: str, progress: list, work: asyncio.Task) -> None:
         """Renew the lease every heartbeat_s (a write); between renewals, look
@@ -276,3 +321,9 @@ class JobsServing:
             logger.warning("StorageActor unavailable (%s); retrying %s", exc, method)
 
         return await retry_async(lambda: getattr(self._storage, method).remote(*args), policy, log)
+
+
+def _job_run_ended(record: JobRecord, outcome: str) -> None:
+    metrics.count("voicegraph_job_runs", outcome=outcome)
+    # From submission: the wait in the queue is part of what the client waited.
+    metrics.observe("voicegraph_job_duration_s", time.time() - record.created_at, outcome=outcome)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 
+import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -130,8 +133,20 @@ async def speech_stream(tts: TTSServing, body: SpeechParams) -> StreamingRespons
     if job.voice_cache_hit is not None:
         headers["X-Voice-Cache"] = "hit" if job.voice_cache_hit else "miss"
     sample_rate = info.sample_rate_for(job.voice)
+    pieces = tts.stream(job)
+    # The first audio is awaited before the 200 goes out: a refusal (the
+    # service is overloaded) is still an error answer, not a cut-off stream.
+    first = await anext(pieces)
     return StreamingResponse(
-        encode_stream(tts.stream(job), sample_rate, fmt, tts.settings.bitrates()),
+        encode_stream(_resumed(first, pieces), sample_rate, fmt, tts.settings.bitrates()),
         media_type=content_type(fmt, sample_rate),
         headers=headers,
     )
+
+
+async def _resumed(first: np.ndarray, rest: AsyncIterator[np.ndarray]) -> AsyncIterator[np.ndarray]:
+    # Closing this closes `rest`, which cancels the chunks under way.
+    async with aclosing(rest):
+        yield first
+        async for piece in rest:
+            yield piece

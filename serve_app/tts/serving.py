@@ -9,17 +9,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError
 
 from serve_app.tts.protocol import SpeechParams
 from voicegraph.audio.formats import audio_format
 from voicegraph.audio.stitching import StitchedAudio
 from voicegraph.audio.streaming import stream_piece
+from voicegraph.core import metrics
 from voicegraph.core.errors import (
     InvalidRequestError,
     NotFoundError,
@@ -155,18 +158,24 @@ class TTSServing:
         max_chars = self._chunk_chars(info, job.language)
         return await self._chunker.chunk.remote(job.text, max_chars, job.language, job.normalize)
 
-    async def synthesize(self, job: SpeechJob, progress: Progress | None = None) -> Speech:
+    async def synthesize(
+        self, job: SpeechJob, progress: Progress | None = None, wait_for_capacity: bool = False
+    ) -> Speech:
+        """`wait_for_capacity`: when the Synthesizer's queue is full, wait
+        (jobs) rather than fail with 503 overloaded (a client is waiting)."""
         if not self.settings.response_cache.enabled:
-            return await self._synthesize(job, progress)
+            return await self._synthesize(job, progress, wait_for_capacity)
         keys = await self._cache_keys(job)
         cached = await self._cached(job, keys)
         if cached is not None:
             self.cache_hits += 1
+            metrics.count("voicegraph_response_cache", result="hit")
             if progress is not None:
                 progress(len(cached.chunks), len(cached.chunks))
             return cached
         self.cache_misses += 1
-        speech = replace(await self._synthesize(job, progress), cache_hit=False)
+        metrics.count("voicegraph_response_cache", result="miss")
+        speech = replace(await self._synthesize(job, progress, wait_for_capacity), cache_hit=False)
         self._cache_later(keys, speech)
         return speech
 
@@ -229,22 +238,24 @@ class TTSServing:
         except Exception:
             logger.warning("could not write response cache entry %s", sidecar_key, exc_info=True)
 
-    async def _synthesize(self, job: SpeechJob, progress: Progress | None) -> Speech:
+    async def _synthesize(self, job: SpeechJob, progress: Progress | None, wait_for_capacity: bool) -> Speech:
         try:
-            return await asyncio.wait_for(self._run_graph(job, progress), self.settings.request_timeout_s)
+            return await asyncio.wait_for(
+                self._run_graph(job, progress, wait_for_capacity), self.settings.request_timeout_s
+            )
         except TimeoutError:
             raise UpstreamTimeoutError(
                 f"synthesis did not finish within {self.settings.request_timeout_s:g} s"
             ) from None
 
-    async def _run_graph(self, job: SpeechJob, progress: Progress | None) -> Speech:
+    async def _run_graph(self, job: SpeechJob, progress: Progress | None, wait_for_capacity: bool) -> Speech:
         info = await self.engine_info()
         chunks = await self.chunks(job)
         done = 0
 
         async def counted(chunk: str) -> np.ndarray:
             nonlocal done
-            pcm = await self._synthesize_chunk(chunk, job)
+            pcm = await self._synthesize_chunk(chunk, job, wait_for_capacity)
             done += 1
             if progress is not None:
                 progress(done, len(chunks))
@@ -271,8 +282,11 @@ class TTSServing:
         Up to `stream_lookahead_chunks` chunks are synthesized ahead of the
         one being sent, across replicas, so memory stays flat for any length
         of text; when the consumer stops (the client went away), the chunks
-        under way are cancelled and no more are started.
+        under way are cancelled and no more are started. Only the first chunk
+        may be refused for overload (before any audio, so the client gets a
+        503); once audio flows, the rest wait for capacity.
         """
+        started = time.perf_counter()
         info = await self.engine_info()
         chunks = await self.chunks(job)
         settings = self.settings
@@ -282,8 +296,11 @@ class TTSServing:
         try:
             for index in range(len(chunks)):
                 while len(ahead) < settings.stream_lookahead_chunks and (chunk := next(upcoming, None)):
-                    ahead.append(asyncio.ensure_future(self._synthesize_chunk(chunk, job)))
+                    first = not ahead and index == 0
+                    ahead.append(asyncio.ensure_future(self._synthesize_chunk(chunk, job, not first)))
                 part = await ahead.popleft()
+                if index == 0:
+                    metrics.observe("voicegraph_time_to_first_audio_s", time.perf_counter() - started)
                 yield stream_piece(
                     part, index, info.sample_rate_for(job.voice), settings.pause_ms, settings.fade_ms,
                     settings.peak_dbfs,
@@ -293,16 +310,16 @@ class TTSServing:
             for task in ahead:
                 task.cancel()
 
-    async def _synthesize_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
+    async def _synthesize_chunk(self, chunk: str, job: SpeechJob, wait_for_capacity: bool) -> np.ndarray:
         self.chunks_in_flight += 1
         try:
-            pcm = await self._send_chunk(chunk, job)
+            pcm = await self._send_chunk(chunk, job, wait_for_capacity)
             self.chunks_done += 1
             return pcm
         finally:
             self.chunks_in_flight -= 1
 
-    async def _send_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
+    async def _send_chunk(self, chunk: str, job: SpeechJob, wait_for_capacity: bool) -> np.ndarray:
         options = self.settings.synthesizer
         # The replica is broken (it said so) or gone (killed, OOM, node lost):
         # the chunk itself is fine, so another replica gets it.
@@ -323,7 +340,12 @@ class TTSServing:
                 response.cancel()
                 raise
 
-        return await retry_async(send, policy, on_retry=_log_replica_fault)
+        async def send_when_queued() -> np.ndarray:
+            if not wait_for_capacity:
+                return await send()  # BackPressureError: the ingress answers 503
+            return await retry_async(send, _WAIT_FOR_CAPACITY)
+
+        return await retry_async(send_when_queued, policy, on_retry=_log_replica_fault)
 
     def captions(self, speech: Speech, fmt: CaptionFormat) -> str | list:
         """Sentence timestamps from the chunks' real durations and the pause
@@ -339,5 +361,11 @@ class TTSServing:
         return await self._storage.save_generation.remote(speech.audio, speech.job.voice_id)
 
 
+# The Synthesizer's queue is full: look again soon, spread out so the
+# waiting callers do not all come back at once. The request timeout bounds it.
+_WAIT_FOR_CAPACITY = Retry(retry_on=(BackPressureError,), initial_s=0.1, max_s=2.0, jitter=True)
+
+
 def _log_replica_fault(exc: BaseException, failures: int, delay_s: float) -> None:
+    metrics.count("voicegraph_replica_fault_resends")
     logger.warning("replica fault, resending the chunk: %s", exc)

@@ -17,6 +17,8 @@ class Service:
     url: str
     storage_root: Path
     settings: Settings
+    # Where Ray's metrics agent serves Prometheus text, for every application.
+    metrics_url: str = ""
 
 
 @dataclass
@@ -121,16 +123,30 @@ def service(tmp_path_factory, reference_server, receiver) -> Service:
         voices={"max_upload_bytes": 2_000_000},
         # Small, so audio over the base64 limit costs a short text.
         migration={"max_base64_bytes": 2_000_000},
+        # As in the cluster configs, so the log tests read what operators query.
+        log_encoding="JSON",
     )
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     # Logical CPUs: the fractional requests of every application the session
     # deploys beside this one (Piper, XTTS, keyed, serverless: ~7.2 in all) fit
     # even on a 2-core machine; too few and the last one never deploys.
-    ray.init(address="local", num_cpus=12, include_dashboard=False, namespace="serve", log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=12,
+        include_dashboard=False,
+        namespace="serve",
+        log_to_driver=False,
+        _metrics_export_port=metrics_port,
+        # Replicas report metrics every second rather than every ten, so a
+        # test sees its requests counted without a long wait.
+        _system_config={"metrics_report_interval_ms": 1000},
+    )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app(settings), name="voicegraph", route_prefix="/")
-        yield Service(f"http://127.0.0.1:{port}", settings.storage_root, settings)
+        yield Service(
+            f"http://127.0.0.1:{port}", settings.storage_root, settings, f"http://127.0.0.1:{metrics_port}/metrics"
+        )
     finally:
         serve.shutdown()
         ray.shutdown()

@@ -139,10 +139,8 @@ class AuthenticationError(VoiceGraphError):
         return {"WWW-Authenticate": "Bearer"}
 
 
-class RateLimitedError(VoiceGraphError):
-    status_code = 429
-    # OpenAI's code for the same answer, so its clients' handling applies.
-    code = "rate_limit_exceeded"
+class RetryLaterError(VoiceGraphError):
+    """The same request will succeed later: the answer says when (Retry-After)."""
 
     def __init__(self, message: str, retry_after_s: float):
         super().__init__(message)
@@ -153,6 +151,12 @@ class RateLimitedError(VoiceGraphError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+
+
+class RateLimitedError(RetryLaterError):
+    status_code = 429
+    # OpenAI's code for the same answer, so its clients' handling applies.
+    code = "rate_limit_exceeded"
 
 
 class ConflictError(VoiceGraphError):
@@ -202,6 +206,13 @@ class ReplicaFaultError(VoiceGraphError):
 class EncodingError(VoiceGraphError):
     status_code = 500
     code = "encoding_failed"
+
+
+class OverloadedError(RetryLaterError):
+    """A queue in the graph is full: refused at once rather than left to time out."""
+
+    status_code = 503
+    code = "overloaded"
 
 
 class StorageError(VoiceGraphError):

@@ -25,6 +25,14 @@ class ReplicaSettings(BaseModel):
     num_cpus: float = Field(0.1, ge=0)
     # Serve's default of 5 caps concurrency far below what an async replica handles.
     max_ongoing_requests: int = Field(64, ge=1)
+    # Requests waiting at each caller once every replica is at
+    # max_ongoing_requests; past it, refused at once (503, Retry-After).
+    # -1: no bound (the callers inside the graph bound themselves).
+    max_queued_requests: int = Field(-1, ge=-1)
+    # A stopping replica (scale-down, redeploy) finishes what it has for up
+    # to this long, looking every wait_loop_s whether it is idle yet.
+    graceful_shutdown_timeout_s: float = Field(30.0, ge=0)
+    graceful_shutdown_wait_loop_s: float = Field(1.0, gt=0)
 
 
 class SynthesizerSettings(BaseModel):
@@ -47,6 +55,15 @@ class SynthesizerSettings(BaseModel):
     gpus_per_replica: float | Literal["auto"] = "auto"
     auto_gpu_fraction: float = Field(0.25, gt=0, le=1)
     max_ongoing_requests: int = Field(8, ge=1)
+    # Chunks waiting at each ingress replica once every Synthesizer replica is
+    # at max_ongoing_requests: a long text is up to ~40. Past it, requests are
+    # refused at once (503 overloaded, Retry-After) instead of waiting until
+    # they time out; jobs wait instead. -1: no bound.
+    max_queued_requests: int = Field(256, ge=-1)
+    # A chunk under way on a replica being stopped finishes (a long XTTS
+    # chunk on a busy GPU takes seconds).
+    graceful_shutdown_timeout_s: float = Field(60.0, ge=0)
+    graceful_shutdown_wait_loop_s: float = Field(1.0, gt=0)
     # Retries of a chunk on transient engine errors (the old handler did 2).
     retries: int = Field(2, ge=0, le=10)
     retry_backoff_s: float = Field(0.2, ge=0)
@@ -346,8 +363,11 @@ class Settings(BaseSettings):
     outbound: OutboundSettings = OutboundSettings()
     auth: AuthSettings = AuthSettings()
 
-    # Graph shape
-    ingress: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=200)
+    # Graph shape. The ingress bounds its own queue (at the HTTP proxy) and,
+    # stopping, finishes its requests for as long as one may take.
+    ingress: ReplicaSettings = ReplicaSettings(
+        num_cpus=0.2, max_ongoing_requests=200, max_queued_requests=400, graceful_shutdown_timeout_s=300.0
+    )
     chunker: ReplicaSettings = ReplicaSettings(num_cpus=0.1, max_ongoing_requests=200)
     stitcher: ReplicaSettings = ReplicaSettings(num_cpus=0.2, max_ongoing_requests=32)
     # One replica: it owns the job database and the upload and callback outboxes.
@@ -364,6 +384,12 @@ class Settings(BaseSettings):
 
     # Seconds the ingress waits for one request's whole graph before giving up.
     request_timeout_s: float = Field(300.0, gt=0)
+    # What an overloaded service tells clients to wait (Retry-After) before trying again.
+    overload_retry_after_s: float = Field(2.0, gt=0)
+
+    # Serve's log lines, for every replica: TEXT to read, JSON to query (the
+    # cluster configs): each line carries its request id, and job lines the job id.
+    log_encoding: Literal["TEXT", "JSON"] = "TEXT"
 
     def bitrates(self) -> dict[str, str]:
         return {"mp3": self.mp3_bitrate, "opus": self.opus_bitrate, "aac": self.aac_bitrate}

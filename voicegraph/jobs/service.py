@@ -81,6 +81,9 @@ class JobService:
     ) -> bool:
         return self.store.heartbeat(job_id, owner, self.options.lease_s, chunks_done, chunks_total)
 
+    def release_job(self, job_id: str, owner: str) -> bool:
+        return self.store.release(job_id, owner)
+
     def fail_job(
         self, job_id: str, code: str, message: str, owner: str | None = None
     ) -> JobRecord | None:

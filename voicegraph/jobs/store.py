@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from voicegraph.jobs.callbacks import ErrorCallback, SuccessCallback
 
@@ -34,6 +34,7 @@ JOB_ID_PATTERN = rf"^{JOB_ID_PREFIX}[0-9a-f]{{32}}$"
 RUN_ID_PATTERN = rf"^{RUN_ID_PREFIX}[0-9a-f]{{32}}$"
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 # Where a running job is: making audio (leased by a runner), or waiting for
 # its audio to reach the bucket (owned by the upload outbox, no lease).
@@ -405,6 +406,20 @@ class JobStore:
             )
             return cursor.rowcount == 1
 
+    def release(self, job_id: str, owner: str) -> bool:
+        """`owner` stops running the job on purpose (its replica is shutting
+        down): back in the queue for another runner at once, without waiting
+        out the lease, and the run not counted against max_attempts."""
+        now = self._clock()
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET status = 'queued', stage = NULL, owner = NULL, lease_until = NULL,"
+                " attempts = attempts - 1, chunks_done = 0, updated_at = ?"
+                " WHERE id = ? AND owner = ? AND status = 'running' AND stage = 'synthesizing'",
+                (now, job_id, owner),
+            )
+            return cursor.rowcount == 1
+
     def audio_ready(
         self, job_id: str, result: JobResult, upload_content_type: str | None, chunks: int
     ) -> None:
@@ -479,6 +494,17 @@ class JobStore:
             # An owner is "<replica>:<run token>": count replicas, not runs.
             runners = len({owner.rsplit(":", 1)[0] for (owner,) in owners.fetchall()})
         return {**{status: count for status, count in rows}, "retried": retried, "runners": runners}
+
+    def backlog(self) -> dict[str, int]:
+        """What the outboxes still owe: callbacks pending and expired, uploads pending."""
+        with self._lock:
+            states = dict(self._db.execute("SELECT state, COUNT(*) FROM callbacks GROUP BY state").fetchall())
+            uploads = self._db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0]
+        return {
+            "callbacks_pending": states.get("pending", 0),
+            "callbacks_expired": states.get("expired", 0),
+            "uploads_pending": uploads,
+        }
 
     def _fail(
         self, db, row, code: str, message: str, now: float, details: Any = None, status: JobStatus = "failed"

@@ -12,10 +12,11 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from voicegraph.core import metrics
 from voicegraph.core.retry import backoff_s
 from voicegraph.core.settings import Settings
 from voicegraph.jobs.callbacks import Delivery, deliver, delivery_headers
-from voicegraph.jobs.store import DueCallback
+from voicegraph.jobs.store import JOB_STATUSES, DueCallback
 from voicegraph.net.safe_fetch import AllowList
 from voicegraph.storage.service import StorageService
 
@@ -65,6 +66,7 @@ class Outbox:
         )
         retry_in = backoff_s(attempt, options.initial_backoff_s, options.max_backoff_s)
         self.jobs.callback_attempted(due.id, result.delivered, result.status, result.error, retry_in)
+        metrics.count("voicegraph_callback_deliveries", outcome="delivered" if result.delivered else "failed")
         if not result.delivered:
             logger.warning(
                 "%s callback of %s not delivered (attempt %d): %s; retrying in %.1f s",
@@ -83,6 +85,17 @@ class Outbox:
                 future.add_done_callback(self._delivered(due.id))
         if self.service.spool is not None:
             await asyncio.to_thread(self.upload_due)
+        await asyncio.to_thread(self.report)
+
+    def report(self) -> None:
+        """Gauges from the database: it, not this replica's memory, is the truth."""
+        counts = self.jobs.counts()
+        for status in JOB_STATUSES:
+            metrics.set_gauge("voicegraph_jobs", counts.get(status, 0), status=status)
+        backlog = self.jobs.backlog()
+        metrics.set_gauge("voicegraph_callback_outbox_depth", backlog["callbacks_pending"])
+        metrics.set_gauge("voicegraph_callbacks_expired", backlog["callbacks_expired"])
+        metrics.set_gauge("voicegraph_uploads_pending", backlog["uploads_pending"])
 
     def _delivered(self, callback_id: str):
         def done(future: asyncio.Future) -> None:

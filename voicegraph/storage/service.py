@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voicegraph.audio.stitching import StitchedAudio, audio_format
+from voicegraph.core import metrics
 from voicegraph.core.errors import NotFoundError, StorageError
 from voicegraph.core.retry import backoff_s
 from voicegraph.core.settings import Settings
@@ -129,6 +130,7 @@ class StorageService:
         except OSError as exc:
             retry_in = backoff_s(pending.attempts + 1, *self.upload_backoff_s)
             self.jobs.upload_failed(pending.key, str(exc), retry_in)
+            metrics.count("voicegraph_upload_retries")
             logger.warning("upload of %s failed (%s); retrying in %.1f s", pending.key, exc, retry_in)
             return None
         self._remember(stored.key, data)

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from serve_app.app import _autoscaled, synthesizer_gpus
+from serve_app.app import _autoscaled, _fixed, synthesizer_gpus
 from voicegraph.core.settings import Settings, SynthesizerSettings
 
 
@@ -50,7 +50,7 @@ def test_auto_gpus_without_a_gpu_cluster_asks_for_none():
 
 
 def test_synthesizer_autoscaling_options_come_from_settings():
-    options = _autoscaled(SynthesizerSettings(min_replicas=2, max_replicas=6, gpus_per_replica=0.25))
+    options = _autoscaled(SynthesizerSettings(min_replicas=2, max_replicas=6, gpus_per_replica=0.25), Settings())
     assert options["autoscaling_config"]["min_replicas"] == 2
     assert options["autoscaling_config"]["max_replicas"] == 6
     assert options["ray_actor_options"]["num_gpus"] == 0.25
@@ -60,11 +60,32 @@ def test_synthesizer_autoscaling_options_come_from_settings():
 def test_serves_own_autoscaling_knobs_are_settings_serve_accepts():
     from ray.serve.config import AutoscalingConfig
 
-    unset = _autoscaled(SynthesizerSettings())["autoscaling_config"]
+    unset = _autoscaled(SynthesizerSettings(), Settings())["autoscaling_config"]
     assert {"look_back_period_s", "upscaling_factor", "downscaling_factor"}.isdisjoint(unset)
     knobs = {"look_back_period_s": 20.0, "upscaling_factor": 2.0, "downscaling_factor": 0.5}
-    config = AutoscalingConfig.model_validate(_autoscaled(SynthesizerSettings(**knobs))["autoscaling_config"])
+    config = AutoscalingConfig.model_validate(_autoscaled(SynthesizerSettings(**knobs), Settings())["autoscaling_config"])
     assert (config.look_back_period_s, config.upscaling_factor, config.downscaling_factor) == (20.0, 2.0, 0.5)
+
+
+def test_every_deployment_gets_bounded_queues_graceful_shutdown_and_the_log_encoding_serve_accepts():
+    from ray.serve.schema import DeploymentSchema
+
+    settings = Settings(log_encoding="JSON", overload_retry_after_s=3)
+    shapes = {
+        "Ingress": _fixed(settings.ingress, settings),
+        "Stitcher": _fixed(settings.stitcher, settings),
+        "Synthesizer": _autoscaled(settings.synthesizer, settings),
+    }
+    for name, options in shapes.items():
+        schema = DeploymentSchema.model_validate({"name": name, **options})
+        assert schema.logging_config.encoding == "JSON"
+        assert schema.backpressure_config.status_code == 503 and schema.backpressure_config.retry_after_s == 3
+    # The two queues a flood fills are bounded by default; a stopping ingress
+    # finishes requests as long as the longest may take.
+    assert shapes["Ingress"]["max_queued_requests"] == settings.ingress.max_queued_requests > 0
+    assert shapes["Synthesizer"]["max_queued_requests"] == settings.synthesizer.max_queued_requests > 0
+    assert shapes["Ingress"]["graceful_shutdown_timeout_s"] >= settings.request_timeout_s
+    assert shapes["Synthesizer"]["graceful_shutdown_timeout_s"] == settings.synthesizer.graceful_shutdown_timeout_s
 
 
 def test_a_bad_outbound_allow_entry_fails_at_load():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from voicegraph.core.errors import ReplicaFaultError, SynthesisError, UnknownVoiceError
-from voicegraph.engines.base import Engine, EngineInfo
+from voicegraph.engines.base import Engine, EngineInfo, VoiceInfo
 from voicegraph.engines.chunk_synthesizer import ChunkSynthesizer
 
 
@@ -15,7 +15,10 @@ class FlakyEngine(Engine):
         self.calls = 0
 
     def info(self) -> EngineInfo:
-        raise NotImplementedError
+        return EngineInfo(
+            engine="flaky", model="flaky", sample_rate=20, languages=("en",),
+            voices=(VoiceInfo("v", "V", ""),), default_language="en",
+        )
 
     def clone(self, pcm, rate):
         raise NotImplementedError
@@ -50,3 +53,20 @@ def test_input_errors_and_replica_faults_are_not_retried_here(error):
     with pytest.raises(type(error)):
         ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
     assert engine.calls == 1
+
+
+def test_a_chunk_records_its_outcome_audio_seconds_real_time_factor_and_retries(recorded_metrics):
+    ChunkSynthesizer(FlakyEngine(1, RuntimeError("device busy")), retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+    assert recorded_metrics.total("voicegraph_chunks", engine="flaky", outcome="ok") == 1
+    assert recorded_metrics.total("voicegraph_chunk_retries", engine="flaky") == 1
+    assert recorded_metrics.total("voicegraph_audio_seconds", engine="flaky") == pytest.approx(0.5)  # 10 samples at 20 Hz
+    [(_, rtf, _)] = [record for record in recorded_metrics.records if record[0] == "voicegraph_real_time_factor"]
+    [(_, latency, _)] = [record for record in recorded_metrics.records if record[0] == "voicegraph_chunk_latency_s"]
+    assert rtf == pytest.approx(latency / 0.5)
+
+
+def test_a_failed_chunk_is_counted_as_failed(recorded_metrics):
+    with pytest.raises(SynthesisError):
+        ChunkSynthesizer(FlakyEngine(5, RuntimeError("device busy")), retries=1, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+    assert recorded_metrics.total("voicegraph_chunks", outcome="failed") == 1
+    assert recorded_metrics.total("voicegraph_chunks", outcome="ok") == 0

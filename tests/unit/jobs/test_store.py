@@ -81,6 +81,20 @@ def test_heartbeat_renews_lease_and_records_progress(store, clock):
     assert not store.heartbeat(job.id, "someone-else", LEASE, 3, 5)
 
 
+def test_a_released_job_is_claimable_at_once_and_the_run_is_not_counted(store):
+    job = store.create(new_job())
+    store.claim("a", LEASE, 1)
+    store.heartbeat(job.id, "a", LEASE, 2, 5)
+    assert not store.release(job.id, "someone-else")
+    assert store.release(job.id, "a")
+    record = store.get(job.id)
+    assert (record.status, record.owner, record.attempts, record.chunks_done) == ("queued", None, 0, 0)
+    # Within the old lease, and with max_attempts 1 already used once: still runs.
+    taken = store.claim("b", LEASE, 1)
+    assert taken.id == job.id and taken.attempts == 1
+    assert not store.release(job.id, "a")  # the old runner no longer holds it
+
+
 def test_expired_lease_is_taken_over_and_the_old_runner_is_told(store, clock):
     job = store.create(new_job())
     store.claim("a", LEASE, 3)

@@ -52,31 +52,32 @@ JOB = SpeechJob("Hello.", "default", "default", "en-us", "wav", 1.0)
 AUDIO = np.ones(4, dtype=np.float32)
 
 
-def test_a_chunk_hit_by_a_replica_fault_is_sent_again():
+def test_a_chunk_hit_by_a_replica_fault_is_sent_again(recorded_metrics):
     tts = serving([ReplicaFaultError("illegal memory access"), ReplicaFaultError("still broken"), AUDIO])
-    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB)) is AUDIO
+    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB, False)) is AUDIO
     assert tts._synthesizer.synthesize.calls == 3
+    assert recorded_metrics.total("voicegraph_replica_fault_resends") == 2
 
 
 def test_a_chunk_whose_replica_died_is_sent_again():
     from ray.exceptions import ActorDiedError, ActorUnavailableError
 
     tts = serving([ActorDiedError(), ActorUnavailableError("unreachable", None), AUDIO])
-    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB)) is AUDIO
+    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB, False)) is AUDIO
     assert tts._synthesizer.synthesize.calls == 3
 
 
 def test_replica_faults_beyond_the_retries_fail_the_request():
     tts = serving([ReplicaFaultError("broken")] * 3, retries=2)
     with pytest.raises(ReplicaFaultError):
-        asyncio.run(tts._synthesize_chunk("Hello.", JOB))
+        asyncio.run(tts._synthesize_chunk("Hello.", JOB, False))
     assert tts._synthesizer.synthesize.calls == 3
 
 
 def test_other_errors_are_not_resent():
     tts = serving([ValueError("bug")])
     with pytest.raises(ValueError):
-        asyncio.run(tts._synthesize_chunk("Hello.", JOB))
+        asyncio.run(tts._synthesize_chunk("Hello.", JOB, False))
     assert tts._synthesizer.synthesize.calls == 1
 
 
@@ -343,3 +344,24 @@ def test_a_runner_renews_its_lease_every_heartbeat():
 
     assert asyncio.run(run()).cancelled()
     assert [call[2:] for call in storage.heartbeat_job.calls] == [(2, 5)] * 3 and storage.job_status.calls == []
+
+
+def full_queue():
+    from ray.serve.exceptions import BackPressureError
+
+    return BackPressureError(num_queued_requests=4, max_queued_requests=4)
+
+
+def test_a_full_synthesizer_queue_refuses_a_request_at_once():
+    tts = serving([full_queue(), AUDIO])
+    from ray.serve.exceptions import BackPressureError
+
+    with pytest.raises(BackPressureError):
+        asyncio.run(tts._synthesize_chunk("Hello.", JOB, False))
+    assert tts._synthesizer.synthesize.calls == 1
+
+
+def test_a_job_waits_for_room_in_the_synthesizer_queue():
+    tts = serving([full_queue(), full_queue(), full_queue(), AUDIO])
+    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB, True)) is AUDIO
+    assert tts._synthesizer.synthesize.calls == 4
