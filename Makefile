@@ -13,7 +13,7 @@ LOCK_INSTALLER ?= uv
 # Re-install only when the lock, the torch pins or the project change.
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test bench loadtest emulator lock check-lock clean
+.PHONY: serve test bench loadtest emulator lock check-lock image clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,19 @@ bench: $(STAMP)
 # LOADTEST_ARGS (flags of loadtests/loadtest.py) shape it: README "Load testing (Locust)".
 loadtest: $(STAMP)
 	$(BIN)/python loadtests/loadtest.py $(LOADTEST_ARGS)
+
+# The service's image from cluster/Dockerfile (README: "Deploying"), where Docker
+# exists: IMAGE_VARIANT=gpu for GPU workers, IMAGE to tag it for a registry. The
+# sha gets "-dirty" when uncommitted changes went into the image, so /health
+# never names a commit the image does not match.
+IMAGE_VARIANT ?= cpu
+IMAGE ?= voicegraph:$(IMAGE_VARIANT)
+image:
+	@command -v docker >/dev/null || { echo "make image: docker not found" >&2; exit 1; }
+	docker build -f cluster/Dockerfile --build-arg VARIANT=$(IMAGE_VARIANT) \
+		--build-arg VG_GIT_SHA=$$(git rev-parse HEAD)$$(git diff --quiet HEAD || echo -dirty) \
+		--build-arg VG_BUILD_TIME=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+		-t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
