@@ -55,3 +55,6 @@ def test_cluster_logs_are_json_for_serve_and_the_application():
     config = ServeDeploySchema.model_validate(serve_configs()["cluster/rayservice.yaml"])
     assert config.logging_config.encoding == "JSON"
     assert all(app.logging_config is None for app in config.applications)
+    # The application sets each deployment's own logging_config from its settings.
+    (app,) = config.applications
+    assert cluster_settings(app.args).log_encoding == "JSON"
