@@ -26,6 +26,7 @@ from voicegraph.core import metrics
 from voicegraph.core.errors import (
     InvalidRequestError,
     NotFoundError,
+    OverloadedError,
     ReplicaFaultError,
     SpeedOutOfRangeError,
     UnknownVoiceError,
@@ -161,8 +162,9 @@ class TTSServing:
     async def synthesize(
         self, job: SpeechJob, progress: Progress | None = None, wait_for_capacity: bool = False
     ) -> Speech:
-        """`wait_for_capacity`: when the Synthesizer's queue is full, wait
-        (jobs) rather than fail with 503 overloaded (a client is waiting)."""
+        """`wait_for_capacity`: never refused for overload (jobs, whose
+        runners are bounded by jobs.max_running_per_replica): a request
+        is refused with 503 overloaded when this replica is at capacity."""
         if not self.settings.response_cache.enabled:
             return await self._synthesize(job, progress, wait_for_capacity)
         keys = await self._cache_keys(job)
@@ -255,12 +257,14 @@ class TTSServing:
 
         async def counted(chunk: str) -> np.ndarray:
             nonlocal done
-            pcm = await self._synthesize_chunk(chunk, job, wait_for_capacity)
+            pcm = await self._synthesize_chunk(chunk, job)
             done += 1
             if progress is not None:
                 progress(done, len(chunks))
             return pcm
 
+        if not wait_for_capacity:
+            self._admit(len(chunks))
         if progress is not None:
             progress(0, len(chunks))
         tasks = [asyncio.ensure_future(counted(chunk)) for chunk in chunks]
@@ -282,22 +286,23 @@ class TTSServing:
         Up to `stream_lookahead_chunks` chunks are synthesized ahead of the
         one being sent, across replicas, so memory stays flat for any length
         of text; when the consumer stops (the client went away), the chunks
-        under way are cancelled and no more are started. Only the first chunk
-        may be refused for overload (before any audio, so the client gets a
-        503); once audio flows, the rest wait for capacity.
+        under way are cancelled and no more are started. A stream is refused
+        for overload before it starts (the client gets a 503); once admitted,
+        its chunks wait for room in the Synthesizer's queue.
         """
         started = time.perf_counter()
         info = await self.engine_info()
         chunks = await self.chunks(job)
         settings = self.settings
+        # A stream holds at most its look-ahead in flight.
+        self._admit(min(len(chunks), settings.stream_lookahead_chunks))
         ahead: deque[asyncio.Task] = deque()
         upcoming = iter(chunks)
         self.open_streams += 1
         try:
             for index in range(len(chunks)):
                 while len(ahead) < settings.stream_lookahead_chunks and (chunk := next(upcoming, None)):
-                    first = not ahead and index == 0
-                    ahead.append(asyncio.ensure_future(self._synthesize_chunk(chunk, job, not first)))
+                    ahead.append(asyncio.ensure_future(self._synthesize_chunk(chunk, job)))
                 part = await ahead.popleft()
                 if index == 0:
                     metrics.observe("voicegraph_time_to_first_audio_s", time.perf_counter() - started)
@@ -310,16 +315,29 @@ class TTSServing:
             for task in ahead:
                 task.cancel()
 
-    async def _synthesize_chunk(self, chunk: str, job: SpeechJob, wait_for_capacity: bool) -> np.ndarray:
+    def _admit(self, chunks: int) -> None:
+        """Refuse a request whose chunks would take this replica over
+        max_chunks_in_flight, before any is sent."""
+        limit = self.settings.max_chunks_in_flight
+        if self.chunks_in_flight and self.chunks_in_flight + chunks > limit:
+            metrics.count("voicegraph_overloaded")
+            retry_after_s = self.settings.overload_retry_after_s
+            raise OverloadedError(
+                f"the service is at capacity ({self.chunks_in_flight} chunks under way here, "
+                f"this request adds {chunks}, the limit is {limit}); retry after {retry_after_s:g} s",
+                retry_after_s,
+            )
+
+    async def _synthesize_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
         self.chunks_in_flight += 1
         try:
-            pcm = await self._send_chunk(chunk, job, wait_for_capacity)
+            pcm = await self._send_chunk(chunk, job)
             self.chunks_done += 1
             return pcm
         finally:
             self.chunks_in_flight -= 1
 
-    async def _send_chunk(self, chunk: str, job: SpeechJob, wait_for_capacity: bool) -> np.ndarray:
+    async def _send_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
         options = self.settings.synthesizer
         # The replica is broken (it said so) or gone (killed, OOM, node lost):
         # the chunk itself is fine, so another replica gets it.
@@ -341,8 +359,7 @@ class TTSServing:
                 raise
 
         async def send_when_queued() -> np.ndarray:
-            if not wait_for_capacity:
-                return await send()  # BackPressureError: the ingress answers 503
+            # Admitted work is not refused halfway: a full Synthesizer queue is waited out.
             return await retry_async(send, _WAIT_FOR_CAPACITY)
 
         return await retry_async(send_when_queued, policy, on_retry=_log_replica_fault)

@@ -1,5 +1,6 @@
 """One real local Ray and the real Serve graph for the whole test session."""
 
+import os
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -127,6 +128,10 @@ def service(tmp_path_factory, reference_server, receiver) -> Service:
         log_encoding="JSON",
     )
     port, metrics_port = free_port(), free_port()
+    # Handles report their load to the autoscaler every second rather than
+    # every ten, so scaling happens within a test (test_operations.py).
+    os.environ.setdefault("RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "1")
+    os.environ.setdefault("RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "1")
     # Logical CPUs: the fractional requests of every application the session
     # deploys beside this one (Piper, XTTS, keyed, serverless: ~7.2 in all) fit
     # even on a 2-core machine; too few and the last one never deploys.

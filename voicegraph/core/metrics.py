@@ -52,8 +52,7 @@ CATALOGUE: dict[str, MetricSpec] = {
                    "Time from request to the last byte of the response, by route template",
                    ("route",), LATENCY_BUCKETS_S),
         MetricSpec("voicegraph_overloaded", "counter",
-                   "Requests refused with 503 because a deployment's queue was full, by deployment",
-                   ("deployment",)),
+                   "Requests refused with 503 overloaded: the chunk budget or a deployment's queue was full"),
         # Synthesis, in the Synthesizer replicas
         MetricSpec("voicegraph_chunks", "counter",
                    "Chunks synthesized, by engine and outcome (ok, failed)", ("engine", "outcome")),

@@ -56,10 +56,9 @@ class SynthesizerSettings(BaseModel):
     auto_gpu_fraction: float = Field(0.25, gt=0, le=1)
     max_ongoing_requests: int = Field(8, ge=1)
     # Chunks waiting at each ingress replica once every Synthesizer replica is
-    # at max_ongoing_requests: a long text is up to ~40. Past it, requests are
-    # refused at once (503 overloaded, Retry-After) instead of waiting until
-    # they time out; jobs wait instead. -1: no bound.
-    max_queued_requests: int = Field(256, ge=-1)
+    # at max_ongoing_requests. Requests are admitted by max_chunks_in_flight
+    # below it, so this bound is Serve's backstop: a chunk it refuses waits.
+    max_queued_requests: int = Field(512, ge=-1)
     # A chunk under way on a replica being stopped finishes (a long XTTS
     # chunk on a busy GPU takes seconds).
     graceful_shutdown_timeout_s: float = Field(60.0, ge=0)
@@ -384,6 +383,12 @@ class Settings(BaseSettings):
 
     # Seconds the ingress waits for one request's whole graph before giving up.
     request_timeout_s: float = Field(300.0, gt=0)
+    # Chunks one ingress replica has sent to the Synthesizer and not yet got
+    # back. A request that would go over it is refused at once (503
+    # overloaded, Retry-After) before any of its chunks is sent, so under a
+    # flood the requests let in finish instead of every one failing late.
+    # Jobs are not refused: they wait. One request alone is always let in.
+    max_chunks_in_flight: int = Field(256, ge=1)
     # What an overloaded service tells clients to wait (Retry-After) before trying again.
     overload_retry_after_s: float = Field(2.0, gt=0)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from serve_app.tts.serving import SpeechJob, TTSServing
-from voicegraph.core.errors import ReplicaFaultError
+from voicegraph.core.errors import OverloadedError, ReplicaFaultError
 from voicegraph.core.settings import Settings
 
 
@@ -54,7 +54,7 @@ AUDIO = np.ones(4, dtype=np.float32)
 
 def test_a_chunk_hit_by_a_replica_fault_is_sent_again(recorded_metrics):
     tts = serving([ReplicaFaultError("illegal memory access"), ReplicaFaultError("still broken"), AUDIO])
-    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB, False)) is AUDIO
+    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB)) is AUDIO
     assert tts._synthesizer.synthesize.calls == 3
     assert recorded_metrics.total("voicegraph_replica_fault_resends") == 2
 
@@ -63,21 +63,21 @@ def test_a_chunk_whose_replica_died_is_sent_again():
     from ray.exceptions import ActorDiedError, ActorUnavailableError
 
     tts = serving([ActorDiedError(), ActorUnavailableError("unreachable", None), AUDIO])
-    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB, False)) is AUDIO
+    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB)) is AUDIO
     assert tts._synthesizer.synthesize.calls == 3
 
 
 def test_replica_faults_beyond_the_retries_fail_the_request():
     tts = serving([ReplicaFaultError("broken")] * 3, retries=2)
     with pytest.raises(ReplicaFaultError):
-        asyncio.run(tts._synthesize_chunk("Hello.", JOB, False))
+        asyncio.run(tts._synthesize_chunk("Hello.", JOB))
     assert tts._synthesizer.synthesize.calls == 3
 
 
 def test_other_errors_are_not_resent():
     tts = serving([ValueError("bug")])
     with pytest.raises(ValueError):
-        asyncio.run(tts._synthesize_chunk("Hello.", JOB, False))
+        asyncio.run(tts._synthesize_chunk("Hello.", JOB))
     assert tts._synthesizer.synthesize.calls == 1
 
 
@@ -352,16 +352,28 @@ def full_queue():
     return BackPressureError(num_queued_requests=4, max_queued_requests=4)
 
 
-def test_a_full_synthesizer_queue_refuses_a_request_at_once():
-    tts = serving([full_queue(), AUDIO])
-    from ray.serve.exceptions import BackPressureError
-
-    with pytest.raises(BackPressureError):
-        asyncio.run(tts._synthesize_chunk("Hello.", JOB, False))
-    assert tts._synthesizer.synthesize.calls == 1
-
-
-def test_a_job_waits_for_room_in_the_synthesizer_queue():
+def test_a_full_synthesizer_queue_is_waited_out():
     tts = serving([full_queue(), full_queue(), full_queue(), AUDIO])
-    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB, True)) is AUDIO
+    assert asyncio.run(tts._synthesize_chunk("Hello.", JOB)) is AUDIO
     assert tts._synthesizer.synthesize.calls == 4
+
+
+@pytest.mark.parametrize(
+    ("in_flight", "chunks", "admitted"),
+    [
+        (0, 50, True),  # alone, a request is always let in, however long
+        (6, 2, True),  # exactly at the limit
+        (6, 3, False),
+        (8, 1, False),
+    ],
+)
+def test_a_request_over_the_chunk_budget_is_refused_before_any_chunk_is_sent(in_flight, chunks, admitted, recorded_metrics):
+    tts = TTSServing(Settings(max_chunks_in_flight=8, overload_retry_after_s=3), None, None, None, None, None)
+    tts.chunks_in_flight = in_flight
+    if admitted:
+        tts._admit(chunks)
+    else:
+        with pytest.raises(OverloadedError, match="limit is 8") as refused:
+            tts._admit(chunks)
+        assert refused.value.headers() == {"Retry-After": "3"} and refused.value.status_code == 503
+    assert recorded_metrics.total("voicegraph_overloaded") == (0 if admitted else 1)
