@@ -11,23 +11,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_jobs_api import callbacks_settled, submit, wait_for_job
 from tests.integration.test_response_cache import cached
+from tests.unit.cluster.test_grafana_dashboard import dashboard_series
 from voicegraph.core.metrics import CATALOGUE
 
 pytestmark = pytest.mark.integration
 
 APP = "voicegraph"
-
-# Serve's own series the Grafana dashboard reads (cluster/grafana-dashboard.json).
-SERVE_SERIES = (
-    "ray_serve_num_http_requests_total",
-    "ray_serve_http_request_latency_ms_bucket",
-    "ray_serve_deployment_queued_queries",
-    "ray_serve_replica_processing_queries",
-    "ray_serve_deployment_replica_healthy",
-    "ray_serve_autoscaling_target_replicas",
-    "ray_serve_deployment_processing_latency_ms_bucket",
-)
-
 
 def scrape(url: str) -> list:
     """Every sample Ray exports now: (name, labels, value)."""
@@ -109,7 +98,7 @@ def test_every_catalogued_metric_and_the_dashboards_serve_series_are_exported(cl
     deadline = time.monotonic() + 30
     while True:
         names = {name for name, _, _ in scrape(service.metrics_url)}
-        missing = [series for series in SERVE_SERIES if series not in names]
+        missing = sorted(series for series in dashboard_series() if series.startswith("ray_serve_") and series not in names)
         if not missing or time.monotonic() > deadline:
             break
         time.sleep(1)
