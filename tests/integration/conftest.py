@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, local_serve
 from voicegraph.core.settings import Settings
 
 
@@ -101,7 +101,6 @@ def receiver():
 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory, reference_server, receiver) -> Service:
-    import ray
     from ray import serve
 
     from serve_app.app import build_app
@@ -122,18 +121,12 @@ def service(tmp_path_factory, reference_server, receiver) -> Service:
         # Small, so audio over the base64 limit costs a short text.
         migration={"max_base64_bytes": 2_000_000},
     )
-    port = free_port()
     # Logical CPUs: the fractional requests of every application the session
     # deploys beside this one (Piper, XTTS, keyed, serverless: ~7.2 in all) fit
     # even on a 2-core machine; too few and the last one never deploys.
-    ray.init(address="local", num_cpus=12, include_dashboard=False, namespace="serve", log_to_driver=False)
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+    with local_serve(num_cpus=12) as url:
         serve.run(build_app(settings), name="voicegraph", route_prefix="/")
-        yield Service(f"http://127.0.0.1:{port}", settings.storage_root, settings)
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+        yield Service(url, settings.storage_root, settings)
 
 
 @pytest.fixture()
