@@ -37,6 +37,9 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
     "--autoplay-policy=no-user-gesture-required",
+    # A microphone that plays a beep, granted without a prompt.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 
 
@@ -123,8 +126,8 @@ class Page:
         path = SCREENSHOTS / f"{name}.png"
         size = self.driver.get_window_size()
         if full_page:
-            height = self.js("return document.documentElement.scrollHeight")
-            self.driver.set_window_size(size["width"], height + 100)
+            height = self.js("return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight")
+            self.driver.set_window_size(size["width"], height)
             self.js("window.scrollTo(0, 0)")
         elif scroll_to:
             self.js("arguments[0].scrollIntoView({block: 'start'})", self.element(scroll_to))

@@ -4,12 +4,15 @@ Each test leaves a screenshot of the state it reached in tests/ui/artifacts/
 (or $UI_SCREENSHOTS).
 """
 
+import base64
 import re
 
 import httpx
+import numpy as np
 import pytest
 from selenium.webdriver.common.keys import Keys
 
+from tests.audio import decode
 from tests.ui.conftest import API_KEY, Page
 
 SENTENCES = [
@@ -49,6 +52,10 @@ def current_caption(page: Page) -> int | None:
 
 def test_the_page_loads_without_a_key_then_lists_voices_with_one(browser, ui_service):
     page = Page(browser, ui_service)
+    # The application's own address, as a person would type it, leads to the page under its prefix.
+    for address in (ui_service.url, f"{ui_service.url}/", f"{ui_service.url}/ui"):
+        browser.get(address)
+        assert browser.current_url == f"{ui_service.url}/ui/", address
     page.open()
     assert "espeak" in page.text("service")
     assert page.element("key-section").is_displayed()
@@ -121,6 +128,22 @@ def test_clone_from_an_uploaded_file_then_speak_listen_and_delete(page, referenc
     assert "ui_test_voice" not in page.js("return [...document.getElementById('voice').options].map(o => o.value)")
     gone = httpx.get(f"{ui_service.url}/v1/voices/ui_test_voice", headers={"Authorization": f"Bearer {API_KEY}"})
     assert gone.status_code == 404
+
+
+def test_a_recording_from_the_microphone_becomes_a_wav_to_clone(page):
+    page.element("record").click()
+    page.wait(lambda: page.text("record-status").startswith("Recording: 4 s"), timeout=10)
+    page.element("record").click()
+    page.wait(lambda: page.text("record-status").startswith("Recorded"))
+    assert page.js("return document.getElementById('clone-name').value") == "recording"
+    recorded = page.driver.execute_async_script(
+        "const done = arguments[0]; const reader = new FileReader();"
+        "reader.onload = () => done(reader.result.split(',')[1]); reader.readAsDataURL(state.reference);"
+    )
+    pcm, rate = decode(base64.b64decode(recorded))
+    assert 4 <= len(pcm) / rate < 6
+    assert np.sqrt(np.mean(pcm**2)) > 0.01, "the fake microphone's beep, not silence"
+    assert media_duration(page, "clone-preview") == pytest.approx(len(pcm) / rate, abs=DURATION_TOLERANCE_S)
 
 
 def test_a_long_text_as_a_job_reaches_100_percent_and_plays(page):

@@ -23,6 +23,7 @@ const state = {
   reference: null, // the File to clone
   recorder: null,
   jobId: null,
+  animating: false,
 };
 
 class ServiceError extends Error {
@@ -400,14 +401,19 @@ function playbackPosition() {
 
 // One frame loop while anything plays, for the captions and the waveform.
 function animate() {
+  if (!state.animating) frame();
+}
+
+function frame() {
   const position = playbackPosition();
-  if (position === null) {
-    if (!state.stream?.player?.playing && !$("speak").disabled) $("stop").disabled = true;
+  state.animating = position !== null;
+  if (!state.animating) {
+    if (!$("speak").disabled) $("stop").disabled = true;
     return;
   }
   highlight(position);
   paintWaveform();
-  requestAnimationFrame(animate);
+  requestAnimationFrame(frame);
 }
 
 async function waveformPeaks(bytes) {
