@@ -13,7 +13,7 @@ LOCK_INSTALLER ?= uv
 # Re-install only when the lock, the torch pins or the project change.
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test bench loadtest emulator lock check-lock image clean
+.PHONY: serve test test-ui bench loadtest emulator lock check-lock image clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ test: check-lock
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The try-it page in headless Chromium (Debian's chromium and chromium-driver;
+# .ci/run installs them). `make test` never collects tests/ui.
+test-ui: check-lock
+	$(BIN)/python -m pytest tests/ui $(PYTEST_ARGS)
 
 # Re-resolve every package to the newest version pyproject.toml allows, then
 # rewrite the lock. Run `make test` after it. `make lock UPGRADE=` only adds

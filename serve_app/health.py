@@ -23,6 +23,14 @@ async def health(request: Request, tts: TTSServing = Depends(get_tts)) -> dict:
         "default_voice": tts.default_voice(info),
         # Whether POST /v1/voices can clone a recording with this engine.
         "can_clone": info.can_clone,
+        # Whether every route but this one needs an API key.
+        "api_keys": tts.settings.auth.enabled,
+        # What a request may ask for, so a form can say so before the service refuses.
+        "limits": {
+            "max_text_chars": tts.settings.max_text_chars,
+            "min_speed": tts.settings.min_speed,
+            "max_speed": tts.settings.max_speed,
+        },
         # This ingress replica's work under way.
         "load": {
             "replica": request.app.state.jobs.replica_name,

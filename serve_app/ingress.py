@@ -34,6 +34,7 @@ from serve_app.request_ids import request_id
 from serve_app.request_metrics import RequestMetrics
 from serve_app.tts.router import router as tts_router
 from serve_app.tts.serving import TTSServing
+from serve_app.ui.router import router as ui_router
 from serve_app.version import version_info
 from serve_app.voices.router import router as voices_router
 from serve_app.voices.serving import VoicesServing
@@ -256,7 +257,11 @@ def build_http_app(
         app.include_router(router, dependencies=keyed, responses=refusals)
     # Liveness stays open: load balancers and Kubernetes probes carry no key.
     app.include_router(health_router)
-    if not public_docs:
+    if public_docs:
+        # A browser cannot send a key to load a page: the try-it page is public
+        # exactly when /docs is, and asks for a key itself before it calls the API.
+        app.include_router(ui_router)
+    else:
 
         @app.get("/openapi.json", include_in_schema=False, dependencies=keyed)
         async def openapi_with_key() -> dict:

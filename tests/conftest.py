@@ -1,4 +1,8 @@
+import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 
@@ -7,6 +11,42 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class LocalServe:
+    url: str  # Serve's HTTP proxy
+    metrics_url: str  # Ray's Prometheus endpoint, for every application
+
+
+@contextmanager
+def local_serve(num_cpus: int) -> Iterator[LocalServe]:
+    """A real local Ray with Serve's HTTP proxy and Ray's metrics endpoint on free loopback ports."""
+    import ray
+    from ray import serve
+
+    port, metrics_port = free_port(), free_port()
+    # Handles report their load to the autoscaler every second rather than
+    # every ten, so scaling happens within a test (test_operations.py).
+    os.environ.setdefault("RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "1")
+    os.environ.setdefault("RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "1")
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        namespace="serve",
+        log_to_driver=False,
+        _metrics_export_port=metrics_port,
+        # Replicas report metrics every second rather than every ten, so a
+        # test sees its requests counted without a long wait.
+        _system_config={"metrics_report_interval_ms": 1000},
+    )
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        yield LocalServe(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics")
+    finally:
+        serve.shutdown()
+        ray.shutdown()
 
 
 @pytest.fixture(scope="session")

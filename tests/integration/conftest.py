@@ -1,6 +1,5 @@
 """One real local Ray and the real Serve graph for the whole test session."""
 
-import os
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -9,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, local_serve
 from voicegraph.core.settings import Settings
 
 
@@ -104,7 +103,6 @@ def receiver():
 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory, reference_server, receiver) -> Service:
-    import ray
     from ray import serve
 
     from serve_app.app import build_app
@@ -127,34 +125,12 @@ def service(tmp_path_factory, reference_server, receiver) -> Service:
         # As in the cluster configs, so the log tests read what operators query.
         log_encoding="JSON",
     )
-    port, metrics_port = free_port(), free_port()
-    # Handles report their load to the autoscaler every second rather than
-    # every ten, so scaling happens within a test (test_operations.py).
-    os.environ.setdefault("RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "1")
-    os.environ.setdefault("RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "1")
     # Logical CPUs: the fractional requests of every application the session
-    # deploys beside this one (Piper, XTTS, keyed, serverless: ~7.2 in all) fit
-    # even on a 2-core machine; too few and the last one never deploys.
-    ray.init(
-        address="local",
-        num_cpus=12,
-        include_dashboard=False,
-        namespace="serve",
-        log_to_driver=False,
-        _metrics_export_port=metrics_port,
-        # Replicas report metrics every second rather than every ten, so a
-        # test sees its requests counted without a long wait.
-        _system_config={"metrics_report_interval_ms": 1000},
-    )
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+    # deploys beside this one (Piper, XTTS, keyed, serverless, ops: ~8 in all)
+    # fit even on a 2-core machine; too few and the last one never deploys.
+    with local_serve(num_cpus=12) as local:
         serve.run(build_app(settings), name="voicegraph", route_prefix="/")
-        yield Service(
-            f"http://127.0.0.1:{port}", settings.storage_root, settings, f"http://127.0.0.1:{metrics_port}/metrics"
-        )
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+        yield Service(local.url, settings.storage_root, settings, local.metrics_url)
 
 
 @pytest.fixture()

@@ -139,6 +139,8 @@ def test_health_reports_versions_and_engine(client):
     body = client.get("/health").json()
     assert body["status"] == "ok"
     assert (body["engine"], body["model"], body["can_clone"]) == ("espeak", "espeak-ng-1.52", True)
+    assert body["limits"] == {"max_text_chars": 13_000, "min_speed": 0.5, "max_speed": 2.0}
+    assert body["api_keys"] is False
     assert body["ray_version"].startswith("2.")
     assert re.fullmatch(r"\d+\.\d+\.\d+", body["python_version"])
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True)

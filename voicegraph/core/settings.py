@@ -270,8 +270,8 @@ class AuthSettings(BaseModel):
     enabled: bool = False
     keys: list[ApiKey] = []
     limits: KeyLimits = KeyLimits()
-    # /docs and /openapi.json open to anyone; False: the schema needs a key
-    # and the /docs page (which cannot send one) is not served.
+    # /docs, /openapi.json and the try-it page /ui/ open to anyone; False: the
+    # schema needs a key and the pages (which cannot send one) are not served.
     public_docs: bool = True
     # A limiter that does not answer in time lets the request through (and
     # logs it): an outage of the limiter must not become an outage of the API.
