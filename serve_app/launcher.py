@@ -69,6 +69,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="override http_options.port")
     parser.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard")
     parser.add_argument("--num-cpus", type=float, help="logical CPUs the local Ray declares")
+    parser.add_argument("--metrics-port", type=int, default=8080,
+                        help="where Ray serves Prometheus metrics (/metrics), Serve's and voicegraph's")
     parser.add_argument("--ready-timeout", type=float, default=600.0)
     parser.add_argument("--stop-timeout", type=float, default=45.0,
                         help="seconds a clean shutdown may take before the rest is killed")
@@ -145,6 +147,7 @@ def _run_driver(options: argparse.Namespace) -> int:
             include_dashboard=not options.no_dashboard,
             dashboard_host="127.0.0.1",
             num_cpus=int(options.num_cpus) if options.num_cpus else None,
+            _metrics_export_port=options.metrics_port,
         )
         _handle_stop_signals()
         # The same calls `serve run` makes for a config file.
@@ -156,7 +159,11 @@ def _run_driver(options: argparse.Namespace) -> int:
         client.deploy_apps(config)
         _wait_until_running({app.name for app in config.applications}, options.ready_timeout)
         host, port = config.http_options.host, config.http_options.port
-        print(f"voicegraph is ready at http://{host}:{port} (API docs: /docs); Ctrl-C stops it.", flush=True)
+        print(
+            f"voicegraph is ready at http://{host}:{port} (API docs: /docs; metrics: "
+            f"http://127.0.0.1:{options.metrics_port}/metrics); Ctrl-C stops it.",
+            flush=True,
+        )
         while True:
             time.sleep(3600)
     except _Stop as stop:

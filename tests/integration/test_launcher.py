@@ -62,6 +62,18 @@ def wait_for_line(process: subprocess.Popen, needle: str, timeout_s: float) -> l
     raise AssertionError(f"{needle!r} not printed; output:\n{''.join(lines[-40:])}")
 
 
+def wait_for_series(url: str, name: str, timeout_s: float = 60) -> bool:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        families = text_string_to_metric_families(httpx.get(url, timeout=10).text)
+        if any(sample.name == name for family in families for sample in family.samples):
+            return True
+        time.sleep(1)
+    return False
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="process accounting reads /proc")
 @pytest.mark.parametrize(
     ("stop_signals", "exit_code"),
@@ -73,10 +85,10 @@ def test_serve_starts_speaks_and_stops_cleanly(tmp_path, stop_signals, exit_code
     config["applications"][0]["args"]["storage_root"] = str(tmp_path / "data")
     config_path = tmp_path / "serve_config.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "serve_app.launcher", str(config_path), "--port", str(port),
-         "--no-dashboard", "--num-cpus", "4"],
+         "--no-dashboard", "--num-cpus", "4", "--metrics-port", str(metrics_port)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -87,6 +99,9 @@ def test_serve_starts_speaks_and_stops_cleanly(tmp_path, stop_signals, exit_code
         wait_for_line(supervisor, "voicegraph is ready at", timeout_s=240)
         response = httpx.post(f"http://127.0.0.1:{port}/v1/tts", json={"text": "Hello from the graph."}, timeout=60)
         assert response.status_code == 200 and response.content[:4] == b"RIFF"
+        if stop_signals == [signal.SIGINT]:
+            # Prometheus can scrape what it printed; replicas report every ~10 s.
+            assert wait_for_series(f"http://127.0.0.1:{metrics_port}/metrics", "ray_voicegraph_http_requests_total")
 
         # The driver runs in a session of its own; everything Ray starts stays in it.
         (driver,) = children(supervisor.pid)
