@@ -1,4 +1,4 @@
-"""The Stitcher deployment: PCM parts → one encoded file."""
+"""The Stitcher deployment: PCM parts → one encoded file, whole or segment by segment."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 from ray import serve
 
-from voicegraph.audio.stitching import AudioStitcher, StitchedAudio
+from voicegraph.audio.stitching import AudioStitcher, SegmentPlan, StitchedAudio
 from voicegraph.core.settings import Settings
 
 
@@ -16,6 +16,9 @@ class Stitcher:
     def __init__(self, settings: Settings):
         self._stitcher = AudioStitcher(settings)
 
+    # Encoding shells out to ffmpeg: keep the replica's event loop free meanwhile.
     async def stitch(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> StitchedAudio:
-        # Encoding shells out to ffmpeg: keep the replica's event loop free meanwhile.
         return await asyncio.to_thread(self._stitcher.stitch, parts, sample_rate, format_name)
+
+    async def encode_segment(self, part: np.ndarray, index: int, plan: SegmentPlan) -> bytes:
+        return await asyncio.to_thread(self._stitcher.encode_segment, part, index, plan)

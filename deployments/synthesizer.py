@@ -9,6 +9,7 @@ import ray
 from ray import serve
 
 from deployments.metrics import install_serve_metrics
+from voicegraph.audio.dsp import as_int16
 from voicegraph.core.settings import Settings
 from voicegraph.engines import ClonedVoice, EngineInfo, Sampling, Voice, build_engine
 from voicegraph.engines.chunk_synthesizer import ChunkSynthesizer
@@ -33,10 +34,10 @@ class Synthesizer:
         self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> np.ndarray:
         # In a thread, so a slow engine call does not stall this replica's event
-        # loop (health checks, other requests' bookkeeping).
-        return await asyncio.to_thread(
-            self._chunks.synthesize, text, voice, language, speed, sampling
-        )
+        # loop (health checks, other requests' bookkeeping). int16: half the
+        # bytes of float32 through the object store, and what encoders take.
+        pcm = await asyncio.to_thread(self._chunks.synthesize, text, voice, language, speed, sampling)
+        return as_int16(pcm)
 
     async def clone_voice(self, pcm: np.ndarray, rate: int) -> ClonedVoice:
         # Cloning needs the loaded model (XTTS conditioning), which only

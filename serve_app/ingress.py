@@ -40,6 +40,7 @@ from serve_app.voices.router import router as voices_router
 from serve_app.voices.serving import VoicesServing
 from voicegraph.core import errors, metrics
 from voicegraph.core.settings import Settings
+from voicegraph.text.chunking import split_sentences
 
 logger = logging.getLogger("ray.serve")
 
@@ -290,8 +291,10 @@ class Ingress:
             )
         else:
             self._access = AccessControl(settings.auth, AsyncCalls(rate_limiter))
-        # Ask the engine what it offers now, not on the first user request.
+        # Ask the engine what it offers now, and load the sentence splitter
+        # the text's head is cut with, not on the first user request.
         await self._tts.engine_info()
+        split_sentences("Warm up. Ready.")
         self._jobs.start()
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -20,7 +21,7 @@ from ray.serve.exceptions import BackPressureError
 
 from serve_app.tts.protocol import SpeechParams
 from voicegraph.audio.formats import audio_format
-from voicegraph.audio.stitching import StitchedAudio
+from voicegraph.audio.stitching import AudioStitcher, StitchedAudio
 from voicegraph.audio.streaming import stream_piece
 from voicegraph.core import metrics
 from voicegraph.core.errors import (
@@ -39,7 +40,7 @@ from voicegraph.engines.base import check_compatible, cloning_unsupported, resol
 from voicegraph.storage.layout import StoredObject, response_cache_keys
 from voicegraph.storage.response_cache import cache_key, from_sidecar, sidecar
 from voicegraph.text.captions import CaptionFormat, caption_chunks, render
-from voicegraph.text.chunking import check_text
+from voicegraph.text.chunking import check_text, split_head
 
 logger = logging.getLogger("ray.serve")
 
@@ -79,6 +80,7 @@ class TTSServing:
         self._stitcher = stitcher
         self._storage = storage
         self._profiles = profiles
+        self._audio = AudioStitcher(settings)  # plans and joins; the Stitcher encodes
         self._engine_info: EngineInfo | None = None
         # What this replica has under way, for /health and load tests.
         self.chunks_in_flight = 0
@@ -155,9 +157,18 @@ class TTSServing:
         return self.settings.chunk_chars or info.chunk_chars_for(language)
 
     async def chunks(self, job: SpeechJob) -> list[str]:
+        head, tail = await self._chunk_calls(job)
+        return [*await head, *(await tail if tail else [])]
+
+    async def _chunk_calls(self, job: SpeechJob) -> tuple[Awaitable[list[str]], Awaitable[list[str]] | None]:
+        """The chunker's answers for the text's head and for the rest, both
+        under way: the head's come back first, whatever the text's length."""
         info = await self.engine_info()
         max_chars = self._chunk_chars(info, job.language)
-        return await self._chunker.chunk.remote(job.text, max_chars, job.language, job.normalize)
+        head, tail = split_head(job.text, max_chars, job.language)
+        chunk = self._chunker.chunk.remote
+        head_chunks = chunk(head, max_chars, job.language, job.normalize, self.settings.first_chunk_chars)
+        return head_chunks, chunk(tail, max_chars, job.language, job.normalize) if tail else None
 
     async def synthesize(
         self, job: SpeechJob, progress: Progress | None = None, wait_for_capacity: bool = False
@@ -275,10 +286,20 @@ class TTSServing:
             for task in tasks:
                 task.cancel()
             raise
-        audio: StitchedAudio = await self._stitcher.stitch.remote(
-            parts, info.sample_rate_for(job.voice), job.format
-        )
+        audio = await self._stitch(parts, info.sample_rate_for(job.voice), job.format)
         return Speech(job=job, audio=audio, chunks=tuple(chunks))
+
+    async def _stitch(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> StitchedAudio:
+        """One file from the parts: where the format allows, each chunk is
+        encoded on its own, in parallel across Stitcher replicas, and the
+        segments joined; else the Stitcher encodes the whole in one pass."""
+        plan = await asyncio.to_thread(self._audio.plan, parts, sample_rate, format_name)
+        if plan is None:
+            return await self._stitcher.stitch.remote(parts, sample_rate, format_name)
+        segments = await asyncio.gather(
+            *(self._stitcher.encode_segment.remote(part, index, plan) for index, part in enumerate(parts))
+        )
+        return self._audio.join_segments(plan, list(segments))
 
     async def stream(self, job: SpeechJob) -> AsyncIterator[np.ndarray]:
         """The job's audio, chunk by chunk in order, as stream pieces.
@@ -292,20 +313,38 @@ class TTSServing:
         """
         started = time.perf_counter()
         info = await self.engine_info()
-        chunks = await self.chunks(job)
         settings = self.settings
+        head, tail = await self._chunk_calls(job)
+        waiting = deque(await head)  # chunks not started yet, in order
+        rest = asyncio.ensure_future(tail) if tail else None
+        lookahead = settings.stream_lookahead_chunks
         # A stream holds at most its look-ahead in flight.
-        self._admit(min(len(chunks), settings.stream_lookahead_chunks))
+        self._admit(lookahead if rest else min(len(waiting), lookahead))
         ahead: deque[asyncio.Task] = deque()
-        upcoming = iter(chunks)
+
+        def start(limit: int) -> None:
+            nonlocal rest
+            if rest is not None and rest.done():
+                waiting.extend(rest.result())
+                rest = None
+            while len(ahead) < limit and waiting:
+                ahead.append(asyncio.ensure_future(self._synthesize_chunk(waiting.popleft(), job)))
+
         self.open_streams += 1
         try:
-            for index in range(len(chunks)):
-                while len(ahead) < settings.stream_lookahead_chunks and (chunk := next(upcoming, None)):
-                    ahead.append(asyncio.ensure_future(self._synthesize_chunk(chunk, job)))
+            for index in itertools.count():
+                # The first chunk alone: its audio is what the listener waits for.
+                start(lookahead if index else 1)
+                if not ahead and rest is not None:
+                    waiting.extend(await rest)
+                    rest = None
+                    start(lookahead)
+                if not ahead:
+                    return
                 part = await ahead.popleft()
                 if index == 0:
                     metrics.observe("voicegraph_time_to_first_audio_s", time.perf_counter() - started)
+                    start(lookahead - 1)  # the rest of the look-ahead, while this piece goes out
                 yield stream_piece(
                     part, index, info.sample_rate_for(job.voice), settings.pause_ms, settings.fade_ms,
                     settings.peak_dbfs,
@@ -314,6 +353,8 @@ class TTSServing:
             self.open_streams -= 1
             for task in ahead:
                 task.cancel()
+            if rest is not None:
+                rest.cancel()
 
     def _admit(self, chunks: int) -> None:
         """Refuse a request whose chunks would take this replica over

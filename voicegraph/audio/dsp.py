@@ -1,8 +1,31 @@
-"""Small signal helpers on float32 PCM in [-1, 1]."""
+"""Small signal helpers on PCM: float32 in [-1, 1] inside, int16 on the wire."""
 
 from __future__ import annotations
 
 import numpy as np
+
+# Full scale of int16 samples; to_float32 inverts as_int16 exactly.
+_INT16_SCALE = 32767.0
+
+
+def as_int16(pcm: np.ndarray) -> np.ndarray:
+    """Float PCM → int16 samples (clipped), the form audio travels in between
+    deployments: half the bytes of float32, and what every encoder takes."""
+    if pcm.dtype == np.int16:
+        return pcm
+    return (np.clip(pcm, -1.0, 1.0) * _INT16_SCALE).astype(np.int16)
+
+
+def to_float32(pcm: np.ndarray) -> np.ndarray:
+    """int16 or float PCM → float32 in [-1, 1]."""
+    if pcm.dtype == np.int16:
+        return pcm.astype(np.float32) / np.float32(_INT16_SCALE)
+    return np.asarray(pcm, dtype=np.float32)
+
+
+def to_int16(pcm: np.ndarray) -> bytes:
+    """PCM → little-endian signed 16-bit bytes, as WAV and ffmpeg's s16le take them."""
+    return as_int16(pcm).astype("<i2", copy=False).tobytes()
 
 
 def fade(part: np.ndarray, fade_samples: int) -> np.ndarray:
@@ -22,42 +45,51 @@ def db_to_gain(db: float) -> float:
     return float(10 ** (db / 20))
 
 
-def normalize_peak(pcm: np.ndarray, peak_dbfs: float) -> np.ndarray:
-    peak = float(np.max(np.abs(pcm))) if len(pcm) else 0.0
-    if peak < 1e-4:  # silence: nothing to scale
-        return pcm
-    return (pcm * (db_to_gain(peak_dbfs) / peak)).astype(np.float32)
+def peak(pcm: np.ndarray) -> float:
+    return float(np.max(np.abs(pcm))) if len(pcm) else 0.0
 
 
-def normalize_lufs(
-    pcm: np.ndarray, sample_rate: int, target_lufs: float, peak_dbfs: float
-) -> np.ndarray:
-    """ITU-R BS.1770 integrated loudness to `target_lufs`, never above `peak_dbfs`."""
+def peak_gain(signal_peak: float, peak_dbfs: float) -> float:
+    """The factor that brings a signal peaking at `signal_peak` to `peak_dbfs`."""
+    if signal_peak < 1e-4:  # silence: nothing to scale
+        return 1.0
+    return db_to_gain(peak_dbfs) / signal_peak
+
+
+def lufs_gain(pcm: np.ndarray, sample_rate: int, target_lufs: float, peak_dbfs: float) -> float:
+    """The factor that brings ITU-R BS.1770 integrated loudness to
+    `target_lufs`, never taking the peak above `peak_dbfs`."""
     import pyloudnorm
 
     meter = pyloudnorm.Meter(sample_rate)
     if len(pcm) < int(meter.block_size * sample_rate):
-        return normalize_peak(pcm, peak_dbfs)  # too short to gate: peak is all we know
+        return peak_gain(peak(pcm), peak_dbfs)  # too short to gate: peak is all we know
     loudness = meter.integrated_loudness(pcm.astype(np.float64))
     if not np.isfinite(loudness):
-        return pcm
-    out = pcm * db_to_gain(target_lufs - loudness)
+        return 1.0
+    gain = db_to_gain(target_lufs - loudness)
     ceiling = db_to_gain(peak_dbfs)
-    peak = float(np.max(np.abs(out)))
-    if peak > ceiling:
-        out = out * (ceiling / peak)
-    return out.astype(np.float32)
+    signal_peak = peak(pcm)
+    if signal_peak * gain > ceiling:
+        gain = ceiling / signal_peak
+    return gain
+
+
+def loudness_gain(
+    pcm: np.ndarray, sample_rate: int, mode: str, peak_dbfs: float, target_lufs: float
+) -> float:
+    if mode == "peak":
+        return peak_gain(peak(pcm), peak_dbfs)
+    if mode == "lufs":
+        return lufs_gain(pcm, sample_rate, target_lufs, peak_dbfs)
+    return 1.0
+
+
+def scaled(pcm: np.ndarray, gain: float) -> np.ndarray:
+    return pcm if gain == 1.0 else (pcm * np.float32(gain)).astype(np.float32)
 
 
 def normalize_loudness(
     pcm: np.ndarray, sample_rate: int, mode: str, peak_dbfs: float, target_lufs: float
 ) -> np.ndarray:
-    if mode == "peak":
-        return normalize_peak(pcm, peak_dbfs)
-    if mode == "lufs":
-        return normalize_lufs(pcm, sample_rate, target_lufs, peak_dbfs)
-    return pcm
-
-
-def to_int16(pcm: np.ndarray) -> bytes:
-    return (np.clip(pcm, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    return scaled(pcm, loudness_gain(pcm, sample_rate, mode, peak_dbfs, target_lufs))

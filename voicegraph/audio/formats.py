@@ -46,3 +46,19 @@ def content_type(fmt: AudioFormat, sample_rate: int) -> str:
         # RFC 2586: raw signed 16-bit samples; say the rate so clients can play it.
         return f"audio/L16; rate={sample_rate}; channels=1"
     return fmt.content_type
+
+
+def ffmpeg_encode_command(
+    fmt: AudioFormat, sample_rate: int, bitrates: dict[str, str], *output_options: str
+) -> list[str]:
+    """ffmpeg reading mono s16le PCM at `sample_rate` on stdin and writing `fmt` to stdout."""
+    import imageio_ffmpeg
+
+    bitrate = bitrates.get(fmt.name)
+    return [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
+        "-f", "s16le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0",
+        "-c:a", fmt.codec, *(["-b:a", bitrate] if bitrate else []),
+        *(["-ar", str(fmt.sample_rate)] if fmt.sample_rate else []),
+        *output_options, "-f", fmt.ffmpeg_format, "pipe:1",
+    ]

@@ -1,15 +1,34 @@
-"""PCM chunks → one encoded file: ordered joins, loudness, encoding."""
+"""PCM chunks → one encoded file: ordered joins, loudness, encoding.
+
+Two ways to the same file. `stitch` joins every chunk and encodes the whole
+in one pass. For codecs whose files are a plain run of frames (MP3, AAC in
+ADTS), `plan` + `encode_segment` + `join_segments` encode each chunk on its
+own, in parallel across replicas, and concatenate the results: the cuts fall
+in the silent pauses between chunks, and each segment's leading silence is
+shortened by what its encoder adds, so every chunk lands where the one-pass
+encode puts it.
+"""
 
 from __future__ import annotations
 
 import io
+import subprocess
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from voicegraph.audio.dsp import fade, normalize_loudness, to_int16
-from voicegraph.audio.formats import AudioFormat, audio_format, content_type
+from voicegraph.audio.dsp import (
+    fade,
+    loudness_gain,
+    normalize_loudness,
+    peak,
+    peak_gain,
+    scaled,
+    to_float32,
+    to_int16,
+)
+from voicegraph.audio.formats import AudioFormat, audio_format, content_type, ffmpeg_encode_command
 from voicegraph.core.errors import EncodingError
 from voicegraph.core.settings import Settings
 
@@ -33,15 +52,19 @@ def join_chunks(
     chunk's place in the file can be computed from the chunk durations.
     """
     fade_samples = int(sample_rate * fade_ms / 1000)
-    pause = np.zeros(int(sample_rate * pause_ms / 1000), dtype=np.float32)
+    pause = np.zeros(pause_samples(sample_rate, pause_ms), dtype=np.float32)
     pieces: list[np.ndarray] = []
     for index, part in enumerate(parts):
         if index:
             pieces.append(pause)
-        pieces.append(fade(np.asarray(part, dtype=np.float32), fade_samples))
+        pieces.append(fade(to_float32(part), fade_samples))
     if not pieces:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(pieces)
+
+
+def pause_samples(sample_rate: int, pause_ms: float) -> int:
+    return int(sample_rate * pause_ms / 1000)
 
 
 def encode(pcm: np.ndarray, sample_rate: int, fmt: AudioFormat, bitrates: dict[str, str]) -> bytes:
@@ -68,6 +91,58 @@ def encode(pcm: np.ndarray, sample_rate: int, fmt: AudioFormat, bitrates: dict[s
 
 
 @dataclass(frozen=True)
+class Framing:
+    """How an encoder frames a segment of `n` samples: decoded, it is
+    `delay` samples of priming, the `n` samples, then at least `min_padding`
+    samples of padding, up to whole frames of `frame` samples."""
+
+    delay: int
+    frame: int
+    min_padding: int = 0
+    # Output options that keep a segment a bare run of frames (no header or
+    # tag that would land mid-file once segments are joined).
+    options: tuple[str, ...] = ()
+
+    def decoded_length(self, samples: int) -> int:
+        return -(-(samples + self.delay + self.min_padding) // self.frame) * self.frame
+
+
+def segment_framing(format_name: str, sample_rate: int) -> Framing | None:
+    """The framing of a format whose segments join by concatenation, or None."""
+    if format_name == "mp3":
+        # LAME: 576 samples of encoder delay + 529 of decoder delay, and a
+        # frame more when fewer than 47 samples would pad the last one; MPEG-2
+        # (rates up to 24 kHz) frames hold 576 samples, MPEG-1 frames 1152.
+        frame = 576 if sample_rate <= 24_000 else 1152
+        return Framing(1105, frame, 47, ("-write_xing", "0", "-id3v2_version", "0"))
+    if format_name == "aac":
+        return Framing(1024, 1024)  # ffmpeg's AAC encoder primes one frame
+    return None
+
+
+def plan_leads(lengths: list[int], pause: int, framing: Framing) -> tuple[int, ...] | None:
+    """Leading silence, in samples, of each chunk's segment, so that the
+    encoded segments concatenated put chunk k where the one-pass encode does.
+
+    Segment k's output starts where the previous segments' outputs end, and
+    its chunk starts `delay` samples later, after the encoder's priming: so
+    its leading silence is the rest of the pause. None when a pause is too
+    short to hold the priming and the frame padding.
+    """
+    leads = [0]
+    written = 0  # output samples of the segments so far
+    start = 0  # where the current chunk starts in the one-pass file
+    for length in lengths[:-1]:
+        written += framing.decoded_length(leads[-1] + length)
+        start += length + pause
+        lead = start - written
+        if lead < 0:
+            return None
+        leads.append(lead)
+    return tuple(leads)
+
+
+@dataclass(frozen=True)
 class StitchedAudio:
     data: bytes
     format: str
@@ -75,6 +150,17 @@ class StitchedAudio:
     sample_rate: int
     duration_s: float
     chunk_durations_s: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """One request's chunks, encoded one segment each: what every segment needs."""
+
+    format: str
+    sample_rate: int
+    gain: float  # the whole file's loudness gain, applied to every segment
+    leads: tuple[int, ...]
+    chunk_lengths: tuple[int, ...]
 
 
 class AudioStitcher:
@@ -94,11 +180,55 @@ class AudioStitcher:
         joined = normalize_loudness(
             joined, sample_rate, self.loudness, self.peak_dbfs, self.target_lufs
         )
+        data = encode(joined, sample_rate, fmt, self.bitrates)
+        return self._stitched(data, fmt, sample_rate, tuple(len(part) for part in parts))
+
+    def plan(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> SegmentPlan | None:
+        """How to encode `parts` segment by segment, or None where only
+        `stitch` can: a format that does not join by frames, one chunk only
+        (nothing to share out), or pauses too short to hide the joins in."""
+        framing = segment_framing(audio_format(format_name).name, sample_rate)
+        if framing is None or len(parts) < 2:
+            return None
+        lengths = [len(part) for part in parts]
+        leads = plan_leads(lengths, pause_samples(sample_rate, self.pause_ms), framing)
+        if leads is None:
+            return None
+        return SegmentPlan(format_name, sample_rate, self._gain(parts, sample_rate), leads, tuple(lengths))
+
+    def _gain(self, parts: list[np.ndarray], sample_rate: int) -> float:
+        fade_samples = int(sample_rate * self.fade_ms / 1000)
+        if self.loudness == "peak":  # no need to join: the loudest chunk decides
+            return peak_gain(max(peak(fade(to_float32(p), fade_samples)) for p in parts), self.peak_dbfs)
+        joined = join_chunks(parts, sample_rate, self.pause_ms, self.fade_ms)
+        return loudness_gain(joined, sample_rate, self.loudness, self.peak_dbfs, self.target_lufs)
+
+    def encode_segment(self, part: np.ndarray, index: int, plan: SegmentPlan) -> bytes:
+        """Chunk `index` of the plan as a bare run of frames: its leading
+        silence, the chunk faded and at the file's loudness."""
+        fmt = audio_format(plan.format)
+        framing = segment_framing(fmt.name, plan.sample_rate)
+        faded = fade(to_float32(part), int(plan.sample_rate * self.fade_ms / 1000))
+        pcm = np.concatenate([np.zeros(plan.leads[index], np.float32), scaled(faded, plan.gain)])
+        command = ffmpeg_encode_command(fmt, plan.sample_rate, self.bitrates, *framing.options)
+        result = subprocess.run(command, input=to_int16(pcm), capture_output=True)
+        if result.returncode != 0:
+            detail = result.stderr.decode(errors="replace").strip()
+            raise EncodingError(f"encoding to {fmt.name} failed: {detail}")
+        return result.stdout
+
+    def join_segments(self, plan: SegmentPlan, segments: list[bytes]) -> StitchedAudio:
+        return self._stitched(b"".join(segments), audio_format(plan.format), plan.sample_rate, plan.chunk_lengths)
+
+    def _stitched(
+        self, data: bytes, fmt: AudioFormat, sample_rate: int, lengths: tuple[int, ...]
+    ) -> StitchedAudio:
+        pauses = max(0, len(lengths) - 1) * pause_samples(sample_rate, self.pause_ms)
         return StitchedAudio(
-            data=encode(joined, sample_rate, fmt, self.bitrates),
+            data=data,
             format=fmt.name,
             content_type=content_type(fmt, sample_rate),
             sample_rate=sample_rate,
-            duration_s=len(joined) / sample_rate,
-            chunk_durations_s=tuple(len(part) / sample_rate for part in parts),
+            duration_s=(sum(lengths) + pauses) / sample_rate,
+            chunk_durations_s=tuple(n / sample_rate for n in lengths),
         )

@@ -13,11 +13,10 @@ import struct
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-import imageio_ffmpeg
 import numpy as np
 
-from voicegraph.audio.dsp import db_to_gain, fade, to_int16
-from voicegraph.audio.formats import AudioFormat
+from voicegraph.audio.dsp import db_to_gain, fade, peak, to_float32, to_int16
+from voicegraph.audio.formats import AudioFormat, ffmpeg_encode_command
 from voicegraph.core.errors import EncodingError, UnsupportedFormatError
 
 STREAM_FORMATS = ("pcm", "wav", "mp3", "opus", "aac")
@@ -49,11 +48,11 @@ def stream_piece(
 ) -> np.ndarray:
     """One chunk as it goes out: the pause before it (not before the first),
     faded edges, and never above the peak ceiling."""
-    faded = fade(np.asarray(part, dtype=np.float32), int(sample_rate * fade_ms / 1000))
+    faded = fade(to_float32(part), int(sample_rate * fade_ms / 1000))
     ceiling = db_to_gain(peak_dbfs)
-    peak = float(np.max(np.abs(faded))) if len(faded) else 0.0
-    if peak > ceiling:
-        faded = faded * (ceiling / peak)
+    faded_peak = peak(faded)
+    if faded_peak > ceiling:
+        faded = faded * (ceiling / faded_peak)
     if index == 0:
         return faded
     return np.concatenate([np.zeros(int(sample_rate * pause_ms / 1000), dtype=np.float32), faded])
@@ -78,14 +77,8 @@ async def encode_stream(
 async def _ffmpeg_stream(
     pieces: AsyncIterator[np.ndarray], sample_rate: int, fmt: AudioFormat, bitrates: dict[str, str]
 ) -> AsyncIterator[bytes]:
-    command = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
-        "-f", "s16le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0",
-        "-c:a", fmt.codec, "-b:a", bitrates[fmt.name],
-        *(["-ar", str(fmt.sample_rate)] if fmt.sample_rate else []),
-        # Write each packet as it is made, not when ffmpeg's buffer fills.
-        "-flush_packets", "1", "-f", fmt.ffmpeg_format, "pipe:1",
-    ]
+    # Write each packet as it is made, not when ffmpeg's buffer fills.
+    command = ffmpeg_encode_command(fmt, sample_rate, bitrates, "-flush_packets", "1")
     process = await asyncio.create_subprocess_exec(
         *command,
         stdin=asyncio.subprocess.PIPE,

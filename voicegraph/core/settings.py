@@ -327,6 +327,10 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(13_000, ge=1)
     # Overrides the engine's per-language chunk size when set.
     chunk_chars: int | None = Field(None, ge=20)
+    # The first chunk at most this long (whole sentences where they fit, else
+    # cut at a clause end or between words): the first audio of any text,
+    # streamed or not, waits for this much speech only. None: chunk_chars.
+    first_chunk_chars: int | None = Field(100, ge=20)
     # Numbers, dates, currency, abbreviations, URLs read as words before
     # chunking (every rule for English; other languages get their numbers).
     normalize_text: bool = True

@@ -87,6 +87,7 @@ def cache_key(
                 "engine": engine,
                 "model": model,
                 "chunk_chars": chunk_chars,
+                "first_chunk_chars": settings.first_chunk_chars,
                 "audio": _audio_settings(settings, format_name, engine),
             }
         )

@@ -123,14 +123,42 @@ def split_long_sentence(sentence: str, max_chars: int) -> list[str]:
     return _pack(pieces, max_chars)
 
 
-def chunk_text(text: str, max_chars: int, language: str = "en") -> list[str]:
-    """Normalised text → chunks of at most max_chars, in order."""
+def chunk_text(
+    text: str, max_chars: int, language: str = "en", first_chunk_chars: int | None = None
+) -> list[str]:
+    """Normalised text → chunks of at most max_chars, in order; the first at
+    most `first_chunk_chars` (a short first chunk is a short wait for the
+    first audio), cut at a sentence end, else a clause end, else between words."""
     if max_chars < 1:
         raise ValueError("max_chars must be positive")
     pieces: list[str] = []
     for sentence in split_sentences(normalize_text(text), language):
         pieces.extend(split_long_sentence(sentence, max_chars))
-    return _pack(pieces, max_chars)
+    if not first_chunk_chars or first_chunk_chars >= max_chars or not pieces:
+        return _pack(pieces, max_chars)
+    pieces[:1] = split_long_sentence(pieces[0], first_chunk_chars)
+    first = pieces.pop(0)
+    while pieces and len(first) + 1 + len(pieces[0]) <= first_chunk_chars:
+        first = f"{first} {pieces.pop(0)}"
+    return [first, *_pack(pieces, max_chars)]
+
+
+def split_head(text: str, head_chars: int, language: str = "en") -> tuple[str, str]:
+    """A normalised text as (head, tail), `head + " " + tail == text`, the
+    head ending at the last sentence end within `head_chars` (else the first
+    one, else the last space): the head is chunked on its own, first, so
+    time to first audio does not grow with the text. ("text", "") when it is short."""
+    if len(text) <= head_chars:
+        return text, ""
+    window = text[: 2 * head_chars]
+    # The last span may be a sentence the window cuts: only earlier ends are sure.
+    ends = [end for _, end in _punkt(language).span_tokenize(window)][:-1]
+    ends = [end for end in ends if end < len(text) and text[end] == " "]
+    within = [end for end in ends if end <= head_chars]
+    cut = within[-1] if within else ends[0] if ends else text.rfind(" ", 0, head_chars + 1)
+    if cut <= 0:
+        return text, ""
+    return text[:cut], text[cut + 1 :]
 
 
 def check_unicode(value: str, field: str) -> str:
@@ -160,8 +188,10 @@ def check_text(text: str, max_text_chars: int) -> str:
     return normalized
 
 
-def speakable_chunks(text: str, max_chars: int, language: str, normalize: bool) -> list[str]:
+def speakable_chunks(
+    text: str, max_chars: int, language: str, normalize: bool, first_chunk_chars: int | None = None
+) -> list[str]:
     # Normalised first, so "Dr. Smith" or "$3.50" is never split at its period.
     if normalize:
         text = normalize_for_speech(text, language)
-    return chunk_text(text, max_chars, language)
+    return chunk_text(text, max_chars, language, first_chunk_chars)

@@ -3,7 +3,7 @@ import pyloudnorm
 import pytest
 
 from tests.audio import decode, median_f0
-from voicegraph.audio.dsp import normalize_lufs, normalize_peak
+from voicegraph.audio.dsp import normalize_loudness
 from voicegraph.audio.formats import AUDIO_FORMATS, audio_format
 from voicegraph.audio.stitching import AudioStitcher, join_chunks
 from voicegraph.core.errors import UnsupportedFormatError
@@ -47,17 +47,17 @@ def test_join_of_nothing_is_empty():
 
 
 def test_peak_normalisation():
-    out = normalize_peak(tone(1.0, amplitude=0.1), -1.0)
+    out = normalize_loudness(tone(1.0, amplitude=0.1), RATE, "peak", -1.0, -16.0)
     assert np.max(np.abs(out)) == pytest.approx(10 ** (-1 / 20), rel=1e-3)
     silence = np.zeros(1000, dtype=np.float32)
-    assert not np.any(normalize_peak(silence, -1.0))
+    assert not np.any(normalize_loudness(silence, RATE, "peak", -1.0, -16.0))
 
 
 def test_lufs_normalisation_reaches_target_without_exceeding_peak():
     quiet = tone(3.0, amplitude=0.05)
-    out = normalize_lufs(quiet, RATE, target_lufs=-20.0, peak_dbfs=-1.0)
+    out = normalize_loudness(quiet, RATE, "lufs", peak_dbfs=-1.0, target_lufs=-20.0)
     assert pyloudnorm.Meter(RATE).integrated_loudness(out.astype(np.float64)) == pytest.approx(-20.0, abs=0.3)
-    loud_target = normalize_lufs(quiet, RATE, target_lufs=0.0, peak_dbfs=-1.0)
+    loud_target = normalize_loudness(quiet, RATE, "lufs", peak_dbfs=-1.0, target_lufs=0.0)
     assert np.max(np.abs(loud_target)) <= 10 ** (-1 / 20) + 1e-6
 
 
