@@ -13,5 +13,7 @@ class TextChunker:
         # Loading Punkt takes a second or more: pay it before the first request.
         chunk_text("Warm up. Ready.", 100)
 
-    def chunk(self, text: str, max_chars: int, language: str, normalize: bool = False) -> list[str]:
-        return speakable_chunks(text, max_chars, language, normalize)
+    def chunk(
+        self, text: str, max_chars: int, language: str, normalize: bool = False, first_chunk_chars: int | None = None
+    ) -> list[str]:
+        return speakable_chunks(text, max_chars, language, normalize, first_chunk_chars)

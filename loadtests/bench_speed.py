@@ -305,12 +305,15 @@ def main() -> None:
     results["ray_cpus"] = ray_cpus(settings)
     ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=results["ray_cpus"])
     try:
+        # One Serve instance for both graphs: a shutdown and a fresh start can race
+        # (the new start finds the old controller being killed).
+        port = free_port()
         if not options.skip_noop:
-            noop = short_requests(deploy_noop(settings, free_port()), options.clients, options.short_requests)
+            noop = short_requests(deploy_noop(settings, port), options.clients, options.short_requests)
             results["noop_short_p50_ms"] = noop["p50_ms"]
             results["noop_short_requests_per_s"] = noop["requests_per_s"]
-            serve.shutdown()
-        url = deploy(options.replicas, free_port())
+            serve.delete("noop")
+        url = deploy(options.replicas, port)
         service = short_requests(url, options.clients, options.short_requests)
         results["service_short_p50_ms"] = service["p50_ms"]
         results["service_short_requests_per_s"] = service["requests_per_s"]

@@ -157,18 +157,24 @@ class TTSServing:
         return self.settings.chunk_chars or info.chunk_chars_for(language)
 
     async def chunks(self, job: SpeechJob) -> list[str]:
-        head, tail = await self._chunk_calls(job)
+        head, rest = await self._chunk_head(job)
+        tail = rest() if rest else None  # both under way at once
         return [*await head, *(await tail if tail else [])]
 
-    async def _chunk_calls(self, job: SpeechJob) -> tuple[Awaitable[list[str]], Awaitable[list[str]] | None]:
-        """The chunker's answers for the text's head and for the rest, both
-        under way: the head's come back first, whatever the text's length."""
+    async def _chunk_head(
+        self, job: SpeechJob
+    ) -> tuple[Awaitable[list[str]], Callable[[], Awaitable[list[str]]] | None]:
+        """The chunker's answer for the text's head, under way, and a call
+        that asks for the rest's (None: the head is all): however long the
+        text, its first chunks come back as fast as a short text's."""
         info = await self.engine_info()
         max_chars = self._chunk_chars(info, job.language)
         head, tail = split_head(job.text, max_chars, job.language)
         chunk = self._chunker.chunk.remote
         head_chunks = chunk(head, max_chars, job.language, job.normalize, self.settings.first_chunk_chars)
-        return head_chunks, chunk(tail, max_chars, job.language, job.normalize) if tail else None
+        if not tail:
+            return head_chunks, None
+        return head_chunks, lambda: chunk(tail, max_chars, job.language, job.normalize)
 
     async def synthesize(
         self, job: SpeechJob, progress: Progress | None = None, wait_for_capacity: bool = False
@@ -290,9 +296,13 @@ class TTSServing:
         return Speech(job=job, audio=audio, chunks=tuple(chunks))
 
     async def _stitch(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> StitchedAudio:
-        """One file from the parts: where the format allows, each chunk is
-        encoded on its own, in parallel across Stitcher replicas, and the
-        segments joined; else the Stitcher encodes the whole in one pass."""
+        """One file from the parts. WAV and PCM are joined here: scaling int16
+        costs less than sending the parts to a Stitcher and the file back.
+        Where the codec allows, each chunk is encoded on its own, in parallel
+        across Stitcher replicas, and the segments joined; else the Stitcher
+        encodes the whole in one pass."""
+        if audio_format(format_name).ffmpeg_format is None:
+            return await asyncio.to_thread(self._audio.stitch, parts, sample_rate, format_name)
         plan = await asyncio.to_thread(self._audio.plan, parts, sample_rate, format_name)
         if plan is None:
             return await self._stitcher.stitch.remote(parts, sample_rate, format_name)
@@ -314,12 +324,12 @@ class TTSServing:
         started = time.perf_counter()
         info = await self.engine_info()
         settings = self.settings
-        head, tail = await self._chunk_calls(job)
+        head, chunk_rest = await self._chunk_head(job)
         waiting = deque(await head)  # chunks not started yet, in order
-        rest = asyncio.ensure_future(tail) if tail else None
+        rest: asyncio.Future | None = None  # the rest's chunks, asked for once the first audio is out
         lookahead = settings.stream_lookahead_chunks
         # A stream holds at most its look-ahead in flight.
-        self._admit(lookahead if rest else min(len(waiting), lookahead))
+        self._admit(lookahead if chunk_rest else min(len(waiting), lookahead))
         ahead: deque[asyncio.Task] = deque()
 
         def start(limit: int) -> None:
@@ -344,6 +354,8 @@ class TTSServing:
                 part = await ahead.popleft()
                 if index == 0:
                     metrics.observe("voicegraph_time_to_first_audio_s", time.perf_counter() - started)
+                    if chunk_rest:  # asked only now, so chunking it does not slow the first audio
+                        rest = asyncio.ensure_future(chunk_rest())
                     start(lookahead - 1)  # the rest of the look-ahead, while this piece goes out
                 yield stream_piece(
                     part, index, info.sample_rate_for(job.voice), settings.pause_ms, settings.fade_ms,

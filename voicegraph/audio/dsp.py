@@ -87,9 +87,3 @@ def loudness_gain(
 
 def scaled(pcm: np.ndarray, gain: float) -> np.ndarray:
     return pcm if gain == 1.0 else (pcm * np.float32(gain)).astype(np.float32)
-
-
-def normalize_loudness(
-    pcm: np.ndarray, sample_rate: int, mode: str, peak_dbfs: float, target_lufs: float
-) -> np.ndarray:
-    return scaled(pcm, loudness_gain(pcm, sample_rate, mode, peak_dbfs, target_lufs))

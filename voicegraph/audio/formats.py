@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from voicegraph.core.errors import UnsupportedFormatError
@@ -62,3 +63,19 @@ def ffmpeg_encode_command(
         *(["-ar", str(fmt.sample_rate)] if fmt.sample_rate else []),
         *output_options, "-f", fmt.ffmpeg_format, "pipe:1",
     ]
+
+
+# A streamed WAV's length is unknown when its header is sent: 0xFFFFFFFF is
+# what ffmpeg, browsers and soundfile-on-pipe readers take as "until the end".
+_UNKNOWN_SIZE = 0xFFFFFFFF
+
+
+def wav_header(sample_rate: int, data_bytes: int | None = None) -> bytes:
+    """The 44-byte header of a mono 16-bit PCM WAV holding `data_bytes` (None: unknown)."""
+    riff_size = _UNKNOWN_SIZE if data_bytes is None else 36 + data_bytes
+    data_size = _UNKNOWN_SIZE if data_bytes is None else data_bytes
+    return (
+        b"RIFF" + struct.pack("<I", riff_size) + b"WAVE"
+        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+        + b"data" + struct.pack("<I", data_size)
+    )

@@ -19,16 +19,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from voicegraph.audio.dsp import (
+    as_int16,
     fade,
     loudness_gain,
-    normalize_loudness,
     peak,
     peak_gain,
     scaled,
     to_float32,
     to_int16,
 )
-from voicegraph.audio.formats import AudioFormat, audio_format, content_type, ffmpeg_encode_command
+from voicegraph.audio.formats import (
+    AudioFormat,
+    audio_format,
+    content_type,
+    ffmpeg_encode_command,
+    wav_header,
+)
 from voicegraph.core.errors import EncodingError
 from voicegraph.core.settings import Settings
 
@@ -51,16 +57,21 @@ def join_chunks(
     The result's length is exactly the sum of the parts plus the pauses, so a
     chunk's place in the file can be computed from the chunk durations.
     """
+    return _with_pauses(_faded(parts, sample_rate, fade_ms), pause_samples(sample_rate, pause_ms))
+
+
+def _faded(parts: list[np.ndarray], sample_rate: int, fade_ms: float) -> list[np.ndarray]:
     fade_samples = int(sample_rate * fade_ms / 1000)
-    pause = np.zeros(pause_samples(sample_rate, pause_ms), dtype=np.float32)
-    pieces: list[np.ndarray] = []
-    for index, part in enumerate(parts):
-        if index:
-            pieces.append(pause)
-        pieces.append(fade(to_float32(part), fade_samples))
-    if not pieces:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate(pieces)
+    return [fade(to_float32(part), fade_samples) for part in parts]
+
+
+def _with_pauses(faded: list[np.ndarray], pause: int, dtype=np.float32) -> np.ndarray:
+    out = np.zeros(sum(len(part) for part in faded) + max(0, len(faded) - 1) * pause, dtype)
+    position = 0
+    for part in faded:
+        out[position : position + len(part)] = part
+        position += len(part) + pause
+    return out
 
 
 def pause_samples(sample_rate: int, pause_ms: float) -> int:
@@ -68,14 +79,10 @@ def pause_samples(sample_rate: int, pause_ms: float) -> int:
 
 
 def encode(pcm: np.ndarray, sample_rate: int, fmt: AudioFormat, bitrates: dict[str, str]) -> bytes:
-    samples = to_int16(pcm)
-    if fmt.name == "pcm":
-        return samples
-    segment = AudioSegment(data=samples, sample_width=2, frame_rate=sample_rate, channels=1)
+    """The whole of `pcm` in one pass through ffmpeg (to a seekable file, so
+    MP3 gets its Xing/LAME header: exact length and gapless playback)."""
+    segment = AudioSegment(data=to_int16(pcm), sample_width=2, frame_rate=sample_rate, channels=1)
     buffer = io.BytesIO()
-    if fmt.ffmpeg_format is None:
-        segment.export(buffer, format=fmt.name)
-        return buffer.getvalue()
     parameters = ["-ar", str(fmt.sample_rate)] if fmt.sample_rate else []
     try:
         segment.export(
@@ -175,12 +182,18 @@ class AudioStitcher:
         self.bitrates = settings.bitrates()
 
     def stitch(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> StitchedAudio:
+        """The whole file in one pass."""
         fmt = audio_format(format_name)
-        joined = join_chunks(parts, sample_rate, self.pause_ms, self.fade_ms)
-        joined = normalize_loudness(
-            joined, sample_rate, self.loudness, self.peak_dbfs, self.target_lufs
-        )
-        data = encode(joined, sample_rate, fmt, self.bitrates)
+        faded = _faded(parts, sample_rate, self.fade_ms)
+        gain = self._gain(faded, sample_rate)
+        pause = pause_samples(sample_rate, self.pause_ms)
+        if fmt.ffmpeg_format is None:  # WAV, PCM: samples, scaled straight into int16
+            samples = _with_pauses([as_int16(scaled(part, gain)) for part in faded], pause, np.int16)
+            data = samples.astype("<i2", copy=False).tobytes()
+            if fmt.name == "wav":
+                data = wav_header(sample_rate, len(data)) + data
+        else:
+            data = encode(scaled(_with_pauses(faded, pause), gain), sample_rate, fmt, self.bitrates)
         return self._stitched(data, fmt, sample_rate, tuple(len(part) for part in parts))
 
     def plan(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> SegmentPlan | None:
@@ -194,13 +207,14 @@ class AudioStitcher:
         leads = plan_leads(lengths, pause_samples(sample_rate, self.pause_ms), framing)
         if leads is None:
             return None
-        return SegmentPlan(format_name, sample_rate, self._gain(parts, sample_rate), leads, tuple(lengths))
+        gain = self._gain(_faded(parts, sample_rate, self.fade_ms), sample_rate)
+        return SegmentPlan(format_name, sample_rate, gain, leads, tuple(lengths))
 
-    def _gain(self, parts: list[np.ndarray], sample_rate: int) -> float:
-        fade_samples = int(sample_rate * self.fade_ms / 1000)
-        if self.loudness == "peak":  # no need to join: the loudest chunk decides
-            return peak_gain(max(peak(fade(to_float32(p), fade_samples)) for p in parts), self.peak_dbfs)
-        joined = join_chunks(parts, sample_rate, self.pause_ms, self.fade_ms)
+    def _gain(self, faded: list[np.ndarray], sample_rate: int) -> float:
+        """The whole file's loudness gain, from its faded parts."""
+        if self.loudness == "peak":  # no need to join: the loudest part decides
+            return peak_gain(max(map(peak, faded), default=0.0), self.peak_dbfs)
+        joined = _with_pauses(faded, pause_samples(sample_rate, self.pause_ms))
         return loudness_gain(joined, sample_rate, self.loudness, self.peak_dbfs, self.target_lufs)
 
     def encode_segment(self, part: np.ndarray, index: int, plan: SegmentPlan) -> bytes:

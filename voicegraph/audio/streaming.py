@@ -9,22 +9,16 @@ same pause goes between chunks, so a streamed file is as long as a stitched one.
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import numpy as np
 
 from voicegraph.audio.dsp import db_to_gain, fade, peak, to_float32, to_int16
-from voicegraph.audio.formats import AudioFormat, ffmpeg_encode_command
+from voicegraph.audio.formats import AudioFormat, ffmpeg_encode_command, wav_header
 from voicegraph.core.errors import EncodingError, UnsupportedFormatError
 
 STREAM_FORMATS = ("pcm", "wav", "mp3", "opus", "aac")
-
-# A streamed WAV's length is unknown when its header is sent: 0xFFFFFFFF is
-# what ffmpeg, browsers and soundfile-on-pipe readers take as "until the end".
-_UNKNOWN_SIZE = 0xFFFFFFFF
-
 
 def check_stream_format(fmt: AudioFormat) -> AudioFormat:
     if fmt.name not in STREAM_FORMATS:
@@ -33,14 +27,6 @@ def check_stream_format(fmt: AudioFormat) -> AudioFormat:
             "or use POST /v1/tts for the whole file"
         )
     return fmt
-
-
-def wav_stream_header(sample_rate: int) -> bytes:
-    return (
-        b"RIFF" + struct.pack("<I", _UNKNOWN_SIZE) + b"WAVE"
-        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
-        + b"data" + struct.pack("<I", _UNKNOWN_SIZE)
-    )
 
 
 def stream_piece(
@@ -66,7 +52,7 @@ async def encode_stream(
     async with aclosing(pieces):
         if fmt.name in ("pcm", "wav"):
             if fmt.name == "wav":
-                yield wav_stream_header(sample_rate)
+                yield wav_header(sample_rate)  # of unknown length
             async for piece in pieces:
                 yield to_int16(piece)
             return

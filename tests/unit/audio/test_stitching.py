@@ -3,7 +3,7 @@ import pyloudnorm
 import pytest
 
 from tests.audio import decode, median_f0
-from voicegraph.audio.dsp import normalize_loudness
+from voicegraph.audio.dsp import loudness_gain, scaled
 from voicegraph.audio.formats import AUDIO_FORMATS, audio_format
 from voicegraph.audio.stitching import AudioStitcher, join_chunks
 from voicegraph.core.errors import UnsupportedFormatError
@@ -15,6 +15,10 @@ RATE = 22050
 def tone(seconds: float, hz: float = 220.0, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(int(seconds * RATE)) / RATE
     return (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def normalize(pcm: np.ndarray, mode: str, peak_dbfs: float, target_lufs: float = -16.0) -> np.ndarray:
+    return scaled(pcm, loudness_gain(pcm, RATE, mode, peak_dbfs, target_lufs))
 
 
 def test_join_keeps_order_and_exact_length():
@@ -47,17 +51,17 @@ def test_join_of_nothing_is_empty():
 
 
 def test_peak_normalisation():
-    out = normalize_loudness(tone(1.0, amplitude=0.1), RATE, "peak", -1.0, -16.0)
+    out = normalize(tone(1.0, amplitude=0.1), "peak", peak_dbfs=-1.0)
     assert np.max(np.abs(out)) == pytest.approx(10 ** (-1 / 20), rel=1e-3)
     silence = np.zeros(1000, dtype=np.float32)
-    assert not np.any(normalize_loudness(silence, RATE, "peak", -1.0, -16.0))
+    assert not np.any(normalize(silence, "peak", peak_dbfs=-1.0))
 
 
 def test_lufs_normalisation_reaches_target_without_exceeding_peak():
     quiet = tone(3.0, amplitude=0.05)
-    out = normalize_loudness(quiet, RATE, "lufs", peak_dbfs=-1.0, target_lufs=-20.0)
+    out = normalize(quiet, "lufs", peak_dbfs=-1.0, target_lufs=-20.0)
     assert pyloudnorm.Meter(RATE).integrated_loudness(out.astype(np.float64)) == pytest.approx(-20.0, abs=0.3)
-    loud_target = normalize_loudness(quiet, RATE, "lufs", peak_dbfs=-1.0, target_lufs=0.0)
+    loud_target = normalize(quiet, "lufs", peak_dbfs=-1.0, target_lufs=0.0)
     assert np.max(np.abs(loud_target)) <= 10 ** (-1 / 20) + 1e-6
 
 
