@@ -3,7 +3,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicegraph.core.errors import EmptyTextError, InvalidTextError, TextTooLongError
-from voicegraph.text.chunking import check_text, chunk_text, normalize_text, split_long_sentence, split_sentences
+from voicegraph.text.chunking import (
+    check_text,
+    chunk_text,
+    normalize_text,
+    split_head,
+    split_long_sentence,
+    split_sentences,
+)
 
 
 @pytest.mark.parametrize(
@@ -121,3 +128,69 @@ def test_text_with_a_lone_surrogate_is_refused_with_where(text, position):
 
 def test_text_with_real_astral_characters_passes():
     assert check_text("Music \U0001f3b5 here.", 1000) == "Music \U0001f3b5 here."
+
+
+LONG = "The first sentence is short. " + "Then comes a much longer sentence, with clauses, that goes on and on. " * 12
+
+
+@pytest.mark.parametrize(
+    "text, max_chars, first, expected_first",
+    [
+        # Whole sentences while they fit the first chunk's limit.
+        ("One. Two. Three. Four.", 400, 10, "One. Two."),
+        (LONG, 400, 90, "The first sentence is short."),
+        # A first sentence longer than the limit: cut at a clause end...
+        ("Well, this opening sentence runs on for quite a while. Next.", 400, 30, "Well,"),
+        # ...else between words.
+        ("This opening sentence has no clause punctuation at all in it. Next.", 400, 30, "This opening sentence has no"),
+        # No limit, or one no smaller than the chunk's: as before.
+        ("One. Two. Three. Four.", 400, None, "One. Two. Three. Four."),
+        ("One. Two. Three. Four.", 10, 10, "One. Two."),
+    ],
+)
+def test_the_first_chunk_is_short(text, max_chars, first, expected_first):
+    chunks = chunk_text(text, max_chars, first_chunk_chars=first)
+    assert chunks[0] == expected_first
+    assert " ".join(chunks) == normalize_text(text)
+    assert all(len(chunk) <= max_chars for chunk in chunks[1:])
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, st.integers(min_value=40, max_value=300), st.integers(min_value=20, max_value=300))
+def test_a_short_first_chunk_keeps_every_word_in_order(text, limit, first):
+    normalized = normalize_text(text)
+    chunks = chunk_text(text, limit, first_chunk_chars=first)
+    assert all(0 < len(chunk) <= limit for chunk in chunks)
+    assert not chunks or len(chunks[0]) <= min(first, limit) or len(chunks[0].split(" ")) == 1
+    if all(len(word) <= min(first, limit) for word in normalized.split(" ")):
+        assert " ".join(chunks) == normalized
+    assert "".join(chunks).replace(" ", "") == normalized.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "text, head_chars, expected_head",
+    [
+        ("Short text. Two sentences.", 400, "Short text. Two sentences."),
+        # The last sentence end within the limit...
+        ("One two. Three four. Five six seven eight nine ten.", 21, "One two. Three four."),
+        # ...else the first sentence end in the window...
+        ("One two three four five. Six.", 15, "One two three four five."),
+        # ...else the last space within the limit.
+        ("One two three four five six seven eight nine ten eleven", 20, "One two three four"),
+        # Abbreviations are not sentence ends.
+        ("Dr. Smith met Mr. Jones. They talked for a while.", 30, "Dr. Smith met Mr. Jones."),
+    ],
+)
+def test_split_head(text, head_chars, expected_head):
+    head, tail = split_head(text, head_chars)
+    assert head == expected_head
+    assert (f"{head} {tail}" if tail else head) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, st.integers(min_value=1, max_value=300))
+def test_split_head_loses_nothing(text, head_chars):
+    text = normalize_text(text)
+    head, tail = split_head(text, head_chars)
+    assert (f"{head} {tail}" if tail else head) == text
+    assert head or not text
