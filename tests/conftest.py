@@ -7,6 +7,18 @@ from dataclasses import dataclass
 import pytest
 
 
+def service_chunks(text: str, max_chars: int, language: str = "en-us") -> list[str]:
+    """The chunks the graph makes of `text` with the default settings: the
+    text's head (its first chunk short) and the rest, each chunked on its own."""
+    from voicegraph.core.settings import Settings
+    from voicegraph.text.chunking import check_text, speakable_chunks, split_head
+
+    first_chunk_chars = Settings().first_chunk_chars
+    head, tail = split_head(check_text(text, len(text) + 1), max_chars, language)
+    chunks = speakable_chunks(head, max_chars, language, True, first_chunk_chars)
+    return chunks + (speakable_chunks(tail, max_chars, language, True) if tail else [])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

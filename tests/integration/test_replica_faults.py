@@ -5,9 +5,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.conftest import service_chunks
 from tests.integration.test_tts_api import long_text
 from voicegraph.engines.espeak import EspeakEngine
-from voicegraph.text.chunking import speakable_chunks
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def test_a_killed_replica_is_replaced_and_its_chunks_resent(client):
     # ~9 s on two replicas: both are busy when one dies. Its own text: a
     # response cache hit would finish before the kill.
     text = long_text(13_000, start=1)
-    expected_chunks = speakable_chunks(text, EspeakEngine().info().chunk_chars_for("en-us"), "en-us", True)
+    expected_chunks = service_chunks(text, EspeakEngine().info().chunk_chars_for("en-us"))
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(client.post, "/v1/tts", json={"text": text, "save": True})

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.audio import decode, median_f0, speech_seconds
+from tests.audio import decode, ffmpeg_decode, median_f0, speech_seconds
+from tests.conftest import service_chunks
 from voicegraph.engines.espeak import EspeakEngine
-from voicegraph.text.chunking import normalize_text, speakable_chunks
+from voicegraph.text.chunking import normalize_text
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ def test_long_text_is_one_file_as_long_as_its_chunks(client, service):
     assert response.status_code == 200, response.text
     saved = response.json()
     chunks = saved["chunks"]
-    expected_chunks = speakable_chunks(text, EspeakEngine().info().chunk_chars_for("en-us"), "en-us", True)
+    expected_chunks = service_chunks(text, EspeakEngine().info().chunk_chars_for("en-us"))
     assert [c["characters"] for c in chunks] == [len(c) for c in expected_chunks]
     assert response.headers["x-chunk-count"] == str(len(expected_chunks)) != "1"
 
@@ -65,11 +66,32 @@ def test_long_text_is_one_file_as_long_as_its_chunks(client, service):
     # Nothing cut off: there is still speech in the last few seconds.
     assert speech_seconds(pcm[-5 * rate :], rate) > 1.0
 
-    # Each chunk, spoken on its own, is as long as its slot in the file, in order.
+    # Each chunk, spoken on its own by the engine, is as long as its slot in
+    # the file, in order. (Not through the service: it would cut a chunk of
+    # several sentences again, its first chunk short.)
+    engine = EspeakEngine()
+    voice = engine.info().voices[0].id
     for index in (0, 1, len(expected_chunks) // 2, len(expected_chunks) - 1):
-        alone = client.post("/v1/tts", json={"text": expected_chunks[index], "format": "pcm"})
-        alone_s = len(alone.content) / 2 / rate
+        alone_s = len(engine.synthesize(expected_chunks[index], voice, "en-us", 1.0)) / rate
         assert chunks[index]["duration_s"] == pytest.approx(alone_s, rel=0.01), index
+
+
+def test_a_long_mp3_is_joined_from_segments_as_long_as_its_chunks(client):
+    text = long_text(3000, start=300)  # its own text: synthesized, not a cache hit
+    response = client.post("/v1/tts", json={"text": text, "format": "mp3"})
+    assert response.status_code == 200, response.text
+    assert int(response.headers["x-chunk-count"]) > 3
+    data = response.content
+    # Segments are bare runs of MPEG frames: no ID3 tag, no Xing/Info frame,
+    # which only a one-pass encode could have written.
+    assert data[:2] == b"\xff\xf3" or data[:2] == b"\xff\xf2", data[:4]
+    assert b"Xing" not in data[:1000] and b"Info" not in data[:1000]
+    pcm = ffmpeg_decode(data)
+    expected = round(float(response.headers["x-audio-duration"]) * 22050)
+    # LAME's delay at the start (no header to tell decoders to drop it), and
+    # at most a frame of padding at the end: every join is exact.
+    assert 1105 <= len(pcm) - expected <= 1105 + 576 + 47, (len(pcm), expected)
+    assert speech_seconds(pcm[-5 * 22050 :], 22050) > 1.0  # nothing cut off
 
 
 @pytest.mark.parametrize(

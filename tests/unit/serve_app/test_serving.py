@@ -377,3 +377,68 @@ def test_a_request_over_the_chunk_budget_is_refused_before_any_chunk_is_sent(in_
             tts._admit(chunks)
         assert refused.value.headers() == {"Retry-After": "3"} and refused.value.status_code == 503
     assert recorded_metrics.total("voicegraph_overloaded") == (0 if admitted else 1)
+
+
+class RecordingChunker:
+    """The real chunking, answering like a handle, and remembering what it was asked."""
+
+    def __init__(self):
+        self.asked: list[tuple[str, int | None]] = []
+        outer = self
+
+        class _Method:
+            def remote(self, text, max_chars, language, normalize, first_chunk_chars=None):
+                from voicegraph.text.chunking import speakable_chunks
+
+                outer.asked.append((text, first_chunk_chars))
+                return Response(speakable_chunks(text, max_chars, language, normalize, first_chunk_chars))
+
+        self.chunk = _Method()
+
+
+def test_a_long_text_streams_its_first_chunk_before_the_rest_is_chunked():
+    from voicegraph.engines.base import EngineInfo, VoiceInfo
+
+    text = "A first sentence. " + "And then a great deal more text follows it, sentence after sentence. " * 40
+    job = SpeechJob(text.strip(), "default", "default", "en-us", "wav", 1.0)
+    settings = Settings(stream_lookahead_chunks=3, pause_ms=0, fade_ms=0, first_chunk_chars=50)
+    chunker, synthesizer = RecordingChunker(), GatedSynthesizer()
+    tts = TTSServing(settings, chunker, synthesizer, None, None, None)
+    tts._engine_info = EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400})
+
+    async def run():
+        pieces = tts.stream(job)
+        first = asyncio.ensure_future(pieces.__anext__())
+        while not synthesizer.started:
+            await asyncio.sleep(0)
+        # The first chunk, alone, from the text's head only.
+        assert [r.chunk for r in synthesizer.started] == ["A first sentence."]
+        assert len(chunker.asked) == 1 and len(chunker.asked[0][0]) <= 400 and chunker.asked[0][1] == 50
+        synthesizer.started[0].release.set()
+        received = [len(await first)]
+        # Only now is the rest of the text chunked.
+        assert len(chunker.asked) == 2 and chunker.asked[1][1] is None
+        async for piece in _released(pieces, synthesizer):
+            received.append(len(piece))
+        return received
+
+    streamed = asyncio.run(run())
+    chunks = asyncio.run(tts.chunks(job))
+    assert streamed == [len(chunk) for chunk in chunks]  # the same chunks, in the same order
+    assert " ".join(chunks) == job.text
+    assert synthesizer.peak <= 3
+
+
+async def _released(pieces, synthesizer):
+    """The stream's pieces, releasing each chunk's synthesis as it is awaited."""
+    consumer = asyncio.ensure_future(pieces.__anext__())
+    while True:
+        while not consumer.done():
+            await asyncio.sleep(0)
+            for response in synthesizer.started:
+                response.release.set()
+        try:
+            yield consumer.result()
+        except StopAsyncIteration:
+            return
+        consumer = asyncio.ensure_future(pieces.__anext__())
