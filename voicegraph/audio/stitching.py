@@ -1,11 +1,11 @@
 """PCM chunks → one encoded file: ordered joins, loudness, encoding.
 
 Two ways to the same file. `stitch` joins every chunk and encodes the whole
-in one pass. For codecs whose files are a plain run of frames (MP3), `plan` + `encode_segment` + `join_segments` encode each chunk on its
-own, in parallel across replicas, and concatenate the results: the cuts fall
-in the silent pauses between chunks, and each segment's leading silence is
-shortened by what its encoder adds, so every chunk lands where the one-pass
-encode puts it.
+in one pass. For a codec whose files are a plain run of frames (MP3), `plan`,
+`encode_segment` and `join_segments` encode each chunk on its own, in
+parallel across replicas, and concatenate the results: the cuts fall in the
+silent pauses between chunks, and each segment's leading silence is shortened
+by what its encoder adds, so every chunk lands where the one-pass encode puts it.
 """
 
 from __future__ import annotations
