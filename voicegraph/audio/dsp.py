@@ -28,16 +28,46 @@ def to_int16(pcm: np.ndarray) -> bytes:
     return as_int16(pcm).astype("<i2", copy=False).tobytes()
 
 
+def _ramp(n: int) -> np.ndarray:
+    return (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n, dtype=np.float32))).astype(np.float32)
+
+
+def _fade_in_place(part: np.ndarray, fade_samples: int) -> None:
+    n = min(fade_samples, len(part) // 2)
+    if n:
+        ramp = _ramp(n)
+        part[:n] *= ramp
+        part[-n:] *= ramp[::-1]
+
+
 def fade(part: np.ndarray, fade_samples: int) -> np.ndarray:
     """`part` with a raised-cosine fade in and out over `fade_samples` each (a copy)."""
-    n = min(fade_samples, len(part) // 2)
-    if n == 0:
+    if min(fade_samples, len(part) // 2) == 0:
         return part
     part = part.copy()
-    ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n, dtype=np.float32))).astype(np.float32)
-    part[:n] *= ramp
-    part[-n:] *= ramp[::-1]
+    _fade_in_place(part, fade_samples)
     return part
+
+
+def faded_peak(part: np.ndarray, fade_samples: int) -> float:
+    """peak(fade(to_float32(part), fade_samples)), without converting or copying the part."""
+    n = min(fade_samples, len(part) // 2)
+    middle = part[n : len(part) - n]
+    top = max(float(middle.max()), -float(middle.min())) if len(middle) else 0.0
+    if part.dtype == np.int16:
+        top /= _INT16_SCALE
+    edges = to_float32(np.concatenate([part[:n], part[len(part) - n :]]))
+    return max(top, peak(fade(edges, n)))
+
+
+def faded_int16(part: np.ndarray, fade_samples: int, gain: float) -> np.ndarray:
+    """as_int16(fade(to_float32(part), fade_samples) * gain), in a few passes
+    over the samples instead of a copy per step."""
+    factor = gain if part.dtype == np.int16 else gain * _INT16_SCALE
+    out = np.multiply(part, np.float32(factor), dtype=np.float32)
+    _fade_in_place(out, fade_samples)
+    np.clip(out, -_INT16_SCALE, _INT16_SCALE, out=out)
+    return out.astype("<i2")
 
 
 def db_to_gain(db: float) -> float:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from voicegraph.audio.dsp import (
-    as_int16,
     fade,
+    faded_int16,
+    faded_peak,
     loudness_gain,
-    peak,
     peak_gain,
     scaled,
     to_float32,
@@ -56,15 +56,12 @@ def join_chunks(
     The result's length is exactly the sum of the parts plus the pauses, so a
     chunk's place in the file can be computed from the chunk durations.
     """
-    return _with_pauses(_faded(parts, sample_rate, fade_ms), pause_samples(sample_rate, pause_ms))
-
-
-def _faded(parts: list[np.ndarray], sample_rate: int, fade_ms: float) -> list[np.ndarray]:
     fade_samples = int(sample_rate * fade_ms / 1000)
-    return [fade(to_float32(part), fade_samples) for part in parts]
+    faded = [fade(to_float32(part), fade_samples) for part in parts]
+    return _with_pauses(faded, pause_samples(sample_rate, pause_ms))
 
 
-def _with_pauses(faded: list[np.ndarray], pause: int, dtype=np.float32) -> np.ndarray:
+def _with_pauses(faded: list[np.ndarray], pause: int, dtype: np.dtype = np.float32) -> np.ndarray:
     out = np.zeros(sum(len(part) for part in faded) + max(0, len(faded) - 1) * pause, dtype)
     position = 0
     for part in faded:
@@ -185,16 +182,16 @@ class AudioStitcher:
     def stitch(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> StitchedAudio:
         """The whole file in one pass."""
         fmt = audio_format(format_name)
-        faded = _faded(parts, sample_rate, self.fade_ms)
-        gain = self._gain(faded, sample_rate)
-        pause = pause_samples(sample_rate, self.pause_ms)
+        gain = self._gain(parts, sample_rate)
         if fmt.ffmpeg_format is None:  # WAV, PCM: samples, scaled straight into int16
-            samples = _with_pauses([as_int16(scaled(part, gain)) for part in faded], pause, np.int16)
-            data = samples.astype("<i2", copy=False).tobytes()
-            if fmt.name == "wav":
-                data = wav_header(sample_rate, len(data)) + data
+            fade_samples = int(sample_rate * self.fade_ms / 1000)
+            faded = [faded_int16(part, fade_samples, gain) for part in parts]
+            samples = _with_pauses(faded, pause_samples(sample_rate, self.pause_ms), np.dtype("<i2"))
+            header = wav_header(sample_rate, samples.nbytes) if fmt.name == "wav" else b""
+            data = b"".join((header, memoryview(samples).cast("B")))
         else:
-            data = encode(scaled(_with_pauses(faded, pause), gain), sample_rate, fmt, self.bitrates)
+            joined = join_chunks(parts, sample_rate, self.pause_ms, self.fade_ms)
+            data = encode(scaled(joined, gain), sample_rate, fmt, self.bitrates)
         return self._stitched(data, fmt, sample_rate, tuple(len(part) for part in parts))
 
     def plan(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> SegmentPlan | None:
@@ -208,14 +205,17 @@ class AudioStitcher:
         leads = plan_leads(lengths, pause_samples(sample_rate, self.pause_ms), framing)
         if leads is None:
             return None
-        gain = self._gain(_faded(parts, sample_rate, self.fade_ms), sample_rate)
+        gain = self._gain(parts, sample_rate)
         return SegmentPlan(format_name, sample_rate, gain, leads, tuple(lengths))
 
-    def _gain(self, faded: list[np.ndarray], sample_rate: int) -> float:
-        """The whole file's loudness gain, from its faded parts."""
+    def _gain(self, parts: list[np.ndarray], sample_rate: int) -> float:
+        """The whole file's loudness gain, from its parts."""
         if self.loudness == "peak":  # no need to join: the loudest part decides
-            return peak_gain(max(map(peak, faded), default=0.0), self.peak_dbfs)
-        joined = _with_pauses(faded, pause_samples(sample_rate, self.pause_ms))
+            fade_samples = int(sample_rate * self.fade_ms / 1000)
+            return peak_gain(max((faded_peak(p, fade_samples) for p in parts), default=0.0), self.peak_dbfs)
+        if self.loudness == "off":
+            return 1.0
+        joined = join_chunks(parts, sample_rate, self.pause_ms, self.fade_ms)
         return loudness_gain(joined, sample_rate, self.loudness, self.peak_dbfs, self.target_lufs)
 
     def encode_segment(self, part: np.ndarray, index: int, plan: SegmentPlan) -> bytes:
@@ -223,10 +223,10 @@ class AudioStitcher:
         silence, the chunk faded and at the file's loudness."""
         fmt = audio_format(plan.format)
         framing = segment_framing(fmt.name, plan.sample_rate)
-        faded = fade(to_float32(part), int(plan.sample_rate * self.fade_ms / 1000))
-        pcm = np.concatenate([np.zeros(plan.leads[index], np.float32), scaled(faded, plan.gain)])
+        faded = faded_int16(part, int(plan.sample_rate * self.fade_ms / 1000), plan.gain)
+        samples = np.concatenate([np.zeros(plan.leads[index], np.dtype("<i2")), faded])
         command = ffmpeg_encode_command(fmt, plan.sample_rate, self.bitrates, *framing.options)
-        result = subprocess.run(command, input=to_int16(pcm), capture_output=True)
+        result = subprocess.run(command, input=memoryview(samples).cast("B"), capture_output=True)
         if result.returncode != 0:
             detail = result.stderr.decode(errors="replace").strip()
             raise EncodingError(f"encoding to {fmt.name} failed: {detail}")

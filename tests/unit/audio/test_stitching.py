@@ -1,6 +1,8 @@
 import numpy as np
 import pyloudnorm
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.audio import decode, median_f0
 from voicegraph.audio.dsp import loudness_gain, scaled
@@ -86,3 +88,24 @@ def test_every_format_encodes_and_decodes(name):
 def test_unknown_format_is_refused():
     with pytest.raises(UnsupportedFormatError, match="wav, mp3, opus, aac, flac, pcm"):
         audio_format("m4a")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=3000),
+    st.integers(min_value=0, max_value=400),
+    st.booleans(),
+    st.floats(min_value=0.1, max_value=4.0),
+    st.integers(min_value=0, max_value=2**31),
+)
+def test_the_fast_int16_path_matches_the_plain_steps(length, fade_samples, as_int16_input, gain, seed):
+    from voicegraph.audio.dsp import as_int16, fade, faded_int16, faded_peak, peak, to_float32
+
+    part = np.random.default_rng(seed).uniform(-1, 1, length).astype(np.float32)
+    if as_int16_input:
+        part = as_int16(part)
+    plain = fade(to_float32(part), fade_samples)
+    assert faded_peak(part, fade_samples) == pytest.approx(peak(plain), abs=1e-6)
+    # Within one step of 16-bit rounding.
+    fast = faded_int16(part, fade_samples, gain).astype(np.int32)
+    assert np.all(np.abs(fast - as_int16(plain * np.float32(gain)).astype(np.int32)) <= 1)
