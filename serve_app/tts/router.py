@@ -138,7 +138,7 @@ async def speech_stream(tts: TTSServing, body: SpeechParams) -> StreamingRespons
     # service is overloaded) is still an error answer, not a cut-off stream.
     first = await anext(pieces)
     return StreamingResponse(
-        encode_stream(_resumed(first, pieces), sample_rate, fmt, tts.settings.bitrates()),
+        encode_stream(_resumed(first, pieces), sample_rate, fmt, tts.settings.encoder_options()),
         media_type=content_type(fmt, sample_rate),
         headers=headers,
     )

@@ -50,16 +50,15 @@ def content_type(fmt: AudioFormat, sample_rate: int) -> str:
 
 
 def ffmpeg_encode_command(
-    fmt: AudioFormat, sample_rate: int, bitrates: dict[str, str], *output_options: str
+    fmt: AudioFormat, sample_rate: int, encoder_options: dict[str, list[str]], *output_options: str
 ) -> list[str]:
     """ffmpeg reading mono s16le PCM at `sample_rate` on stdin and writing `fmt` to stdout."""
     import imageio_ffmpeg
 
-    bitrate = bitrates.get(fmt.name)
     return [
         imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
         "-f", "s16le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0",
-        "-c:a", fmt.codec, *(["-b:a", bitrate] if bitrate else []),
+        "-c:a", fmt.codec, *encoder_options.get(fmt.name, ()),
         *(["-ar", str(fmt.sample_rate)] if fmt.sample_rate else []),
         *output_options, "-f", fmt.ffmpeg_format, "pipe:1",
     ]

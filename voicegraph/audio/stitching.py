@@ -74,18 +74,17 @@ def pause_samples(sample_rate: int, pause_ms: float) -> int:
     return int(sample_rate * pause_ms / 1000)
 
 
-def encode(pcm: np.ndarray, sample_rate: int, fmt: AudioFormat, bitrates: dict[str, str]) -> bytes:
+def encode(pcm: np.ndarray, sample_rate: int, fmt: AudioFormat, encoder_options: dict[str, list[str]]) -> bytes:
     """The whole of `pcm` in one pass through ffmpeg (to a seekable file, so
     MP3 gets its Xing/LAME header: exact length and gapless playback)."""
     segment = AudioSegment(data=to_int16(pcm), sample_width=2, frame_rate=sample_rate, channels=1)
     buffer = io.BytesIO()
-    parameters = ["-ar", str(fmt.sample_rate)] if fmt.sample_rate else []
+    parameters = [*encoder_options.get(fmt.name, ()), *(["-ar", str(fmt.sample_rate)] if fmt.sample_rate else [])]
     try:
         segment.export(
             buffer,
             format=fmt.ffmpeg_format,
             codec=fmt.codec,
-            bitrate=bitrates.get(fmt.name),
             parameters=parameters,
         )
     except Exception as exc:  # pydub raises CouldntEncodeError with ffmpeg's stderr
@@ -177,7 +176,7 @@ class AudioStitcher:
         self.loudness = settings.loudness
         self.peak_dbfs = settings.peak_dbfs
         self.target_lufs = settings.target_lufs
-        self.bitrates = settings.bitrates()
+        self.encoder_options = settings.encoder_options()
 
     def stitch(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> StitchedAudio:
         """The whole file in one pass."""
@@ -191,7 +190,7 @@ class AudioStitcher:
             data = b"".join((header, memoryview(samples).cast("B")))
         else:
             joined = join_chunks(parts, sample_rate, self.pause_ms, self.fade_ms)
-            data = encode(scaled(joined, gain), sample_rate, fmt, self.bitrates)
+            data = encode(scaled(joined, gain), sample_rate, fmt, self.encoder_options)
         return self._stitched(data, fmt, sample_rate, tuple(len(part) for part in parts))
 
     def plan(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> SegmentPlan | None:
@@ -225,7 +224,7 @@ class AudioStitcher:
         framing = segment_framing(fmt.name, plan.sample_rate)
         faded = faded_int16(part, int(plan.sample_rate * self.fade_ms / 1000), plan.gain)
         samples = np.concatenate([np.zeros(plan.leads[index], np.dtype("<i2")), faded])
-        command = ffmpeg_encode_command(fmt, plan.sample_rate, self.bitrates, *framing.options)
+        command = ffmpeg_encode_command(fmt, plan.sample_rate, self.encoder_options, *framing.options)
         result = subprocess.run(command, input=memoryview(samples).cast("B"), capture_output=True)
         if result.returncode != 0:
             detail = result.stderr.decode(errors="replace").strip()

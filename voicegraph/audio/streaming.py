@@ -45,7 +45,7 @@ def stream_piece(
 
 
 async def encode_stream(
-    pieces: AsyncIterator[np.ndarray], sample_rate: int, fmt: AudioFormat, bitrates: dict[str, str]
+    pieces: AsyncIterator[np.ndarray], sample_rate: int, fmt: AudioFormat, encoder_options: dict[str, list[str]]
 ) -> AsyncIterator[bytes]:
     """Encoded bytes as soon as each piece is encoded. Closing this generator
     (the client went away) closes `pieces`, which cancels the work behind it."""
@@ -56,15 +56,15 @@ async def encode_stream(
             async for piece in pieces:
                 yield to_int16(piece)
             return
-        async for data in _ffmpeg_stream(pieces, sample_rate, fmt, bitrates):
+        async for data in _ffmpeg_stream(pieces, sample_rate, fmt, encoder_options):
             yield data
 
 
 async def _ffmpeg_stream(
-    pieces: AsyncIterator[np.ndarray], sample_rate: int, fmt: AudioFormat, bitrates: dict[str, str]
+    pieces: AsyncIterator[np.ndarray], sample_rate: int, fmt: AudioFormat, encoder_options: dict[str, list[str]]
 ) -> AsyncIterator[bytes]:
     # Write each packet as it is made, not when ffmpeg's buffer fills.
-    command = ffmpeg_encode_command(fmt, sample_rate, bitrates, "-flush_packets", "1")
+    command = ffmpeg_encode_command(fmt, sample_rate, encoder_options, "-flush_packets", "1")
     process = await asyncio.create_subprocess_exec(
         *command,
         stdin=asyncio.subprocess.PIPE,

@@ -49,7 +49,7 @@ def _audio_settings(settings: Settings, format_name: str, engine: str) -> dict:
         "loudness": settings.loudness,
         "peak_dbfs": settings.peak_dbfs,
         "target_lufs": settings.target_lufs,
-        "bitrate": settings.bitrates().get(format_name),
+        "encoder": settings.encoder_options().get(format_name),
     }
     if engine == "xtts":
         shaping["xtts"] = settings.xtts.model_dump(
