@@ -20,5 +20,5 @@ class Stitcher:
     async def stitch(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> StitchedAudio:
         return await asyncio.to_thread(self._stitcher.stitch, parts, sample_rate, format_name)
 
-    async def encode_segment(self, part: np.ndarray, index: int, plan: SegmentPlan) -> bytes:
-        return await asyncio.to_thread(self._stitcher.encode_segment, part, index, plan)
+    async def encode_segment(self, parts: list[np.ndarray], index: int, plan: SegmentPlan) -> bytes:
+        return await asyncio.to_thread(self._stitcher.encode_segment, parts, index, plan)

@@ -307,7 +307,7 @@ class TTSServing:
         if plan is None:
             return await self._stitcher.stitch.remote(parts, sample_rate, format_name)
         segments = await asyncio.gather(
-            *(self._stitcher.encode_segment.remote(part, index, plan) for index, part in enumerate(parts))
+            *(self._stitcher.encode_segment.remote(run, index, plan) for index, run in enumerate(plan.segments(parts)))
         )
         return self._audio.join_segments(plan, list(segments))
 

@@ -14,6 +14,7 @@ import io
 import subprocess
 import warnings
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -46,6 +47,8 @@ with warnings.catch_warnings():
 import imageio_ffmpeg
 
 AudioSegment.converter = imageio_ffmpeg.get_ffmpeg_exe()
+
+T = TypeVar("T")
 
 
 def join_chunks(
@@ -124,12 +127,29 @@ def segment_framing(format_name: str, sample_rate: int) -> Framing | None:
     return None
 
 
+def group_chunks(lengths: list[int], min_samples: int) -> tuple[int, ...]:
+    """How many consecutive chunks each segment holds: at least `min_samples`
+    of audio per segment (the last may hold less), since every segment costs
+    an encoder start-up."""
+    sizes: list[int] = []
+    count = samples = 0
+    for length in lengths:
+        count, samples = count + 1, samples + length
+        if samples >= min_samples:
+            sizes.append(count)
+            count = samples = 0
+    if count:
+        sizes.append(count)
+    return tuple(sizes)
+
+
 def plan_leads(lengths: list[int], pause: int, framing: Framing) -> tuple[int, ...] | None:
-    """Leading silence, in samples, of each chunk's segment, so that the
-    encoded segments concatenated put chunk k where the one-pass encode does.
+    """Leading silence, in samples, of each segment (`lengths`: each one's
+    audio, pauses inside included), so that the encoded segments concatenated
+    put segment k where the one-pass encode does.
 
     Segment k's output starts where the previous segments' outputs end, and
-    its chunk starts `delay` samples later, after the encoder's priming: so
+    its audio starts `delay` samples later, after the encoder's priming: so
     its leading silence is the rest of the pause. None when a pause is too
     short to hold the priming and the frame padding.
     """
@@ -163,8 +183,17 @@ class SegmentPlan:
     format: str
     sample_rate: int
     gain: float  # the whole file's loudness gain, applied to every segment
-    leads: tuple[int, ...]
     chunk_lengths: tuple[int, ...]
+    segment_sizes: tuple[int, ...]  # chunks in each segment, in order
+    leads: tuple[int, ...]  # silence before each segment's first chunk, in samples
+
+    def segments(self, parts: list[T]) -> list[list[T]]:
+        """`parts` (one per chunk) cut into the segments' runs."""
+        runs, start = [], 0
+        for size in self.segment_sizes:
+            runs.append(parts[start : start + size])
+            start += size
+        return runs
 
 
 class AudioStitcher:
@@ -177,6 +206,7 @@ class AudioStitcher:
         self.peak_dbfs = settings.peak_dbfs
         self.target_lufs = settings.target_lufs
         self.encoder_options = settings.encoder_options()
+        self.segment_s = settings.mp3_segment_s
 
     def stitch(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> StitchedAudio:
         """The whole file in one pass."""
@@ -198,14 +228,20 @@ class AudioStitcher:
         `stitch` can: a format that does not join by frames, one chunk only
         (nothing to share out), or pauses too short to hide the joins in."""
         framing = segment_framing(audio_format(format_name).name, sample_rate)
-        if framing is None or len(parts) < 2:
-            return None
         lengths = [len(part) for part in parts]
-        leads = plan_leads(lengths, pause_samples(sample_rate, self.pause_ms), framing)
+        sizes = group_chunks(lengths, int(self.segment_s * sample_rate))
+        if framing is None or len(sizes) < 2:
+            return None
+        pause = pause_samples(sample_rate, self.pause_ms)
+        segment_lengths, start = [], 0
+        for size in sizes:
+            segment_lengths.append(sum(lengths[start : start + size]) + (size - 1) * pause)
+            start += size
+        leads = plan_leads(segment_lengths, pause, framing)
         if leads is None:
             return None
         gain = self._gain(parts, sample_rate)
-        return SegmentPlan(format_name, sample_rate, gain, leads, tuple(lengths))
+        return SegmentPlan(format_name, sample_rate, gain, tuple(lengths), sizes, leads)
 
     def _gain(self, parts: list[np.ndarray], sample_rate: int) -> float:
         """The whole file's loudness gain, from its parts."""
@@ -217,13 +253,17 @@ class AudioStitcher:
         joined = join_chunks(parts, sample_rate, self.pause_ms, self.fade_ms)
         return loudness_gain(joined, sample_rate, self.loudness, self.peak_dbfs, self.target_lufs)
 
-    def encode_segment(self, part: np.ndarray, index: int, plan: SegmentPlan) -> bytes:
-        """Chunk `index` of the plan as a bare run of frames: its leading
-        silence, the chunk faded and at the file's loudness."""
+    def encode_segment(self, parts: list[np.ndarray], index: int, plan: SegmentPlan) -> bytes:
+        """Segment `index` of the plan (its chunks' `parts`) as a bare run of
+        frames: its leading silence, then the chunks faded, at the file's
+        loudness, with the pauses between them."""
         fmt = audio_format(plan.format)
         framing = segment_framing(fmt.name, plan.sample_rate)
-        faded = faded_int16(part, int(plan.sample_rate * self.fade_ms / 1000), plan.gain)
-        samples = np.concatenate([np.zeros(plan.leads[index], np.dtype("<i2")), faded])
+        fade_samples = int(plan.sample_rate * self.fade_ms / 1000)
+        faded = [faded_int16(part, fade_samples, plan.gain) for part in parts]
+        lead = np.zeros(plan.leads[index], np.dtype("<i2"))
+        pause = pause_samples(plan.sample_rate, self.pause_ms)
+        samples = np.concatenate([lead, _with_pauses(faded, pause, lead.dtype)])
         command = ffmpeg_encode_command(fmt, plan.sample_rate, self.encoder_options, *framing.options)
         result = subprocess.run(command, input=memoryview(samples).cast("B"), capture_output=True)
         if result.returncode != 0:

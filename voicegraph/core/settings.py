@@ -356,6 +356,9 @@ class Settings(BaseSettings):
     # the source (SNR 25.6 against 22.0 dB): for mono speech at this bitrate
     # the slower settings' psychoacoustic search buys nothing.
     mp3_quality: int = Field(7, ge=0, le=9)
+    # A long MP3 is encoded in segments of at least this much audio, in
+    # parallel across Stitcher replicas; each costs an ffmpeg start (~20 ms).
+    mp3_segment_s: float = Field(60.0, gt=0)
 
     # Storage. With "firebase", storage_root still holds the local cache, the
     # uploads not yet done and the job database: give it a persistent volume.

@@ -6,7 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.audio import ffmpeg_decode
-from voicegraph.audio.stitching import AudioStitcher, Framing, join_chunks, plan_leads, segment_framing
+from voicegraph.audio.stitching import (
+    AudioStitcher,
+    Framing,
+    group_chunks,
+    join_chunks,
+    plan_leads,
+    segment_framing,
+)
 from voicegraph.core.settings import Settings
 
 
@@ -24,7 +31,8 @@ def both_ways(stitcher: AudioStitcher, parts: list[np.ndarray], rate: int, fmt: 
     one_pass = stitcher.stitch(parts, rate, fmt)
     plan = stitcher.plan(parts, rate, fmt)
     assert plan is not None
-    joined = stitcher.join_segments(plan, [stitcher.encode_segment(p, i, plan) for i, p in enumerate(parts)])
+    segments = [stitcher.encode_segment(run, i, plan) for i, run in enumerate(plan.segments(parts))]
+    joined = stitcher.join_segments(plan, segments)
     assert joined.duration_s == one_pass.duration_s
     assert joined.chunk_durations_s == one_pass.chunk_durations_s
     return ffmpeg_decode(one_pass.data, rate), ffmpeg_decode(joined.data, rate)
@@ -49,13 +57,15 @@ JOINED_OFFSET = {"mp3": 1105}
 
 @pytest.mark.parametrize("fmt", ["mp3"])
 @pytest.mark.parametrize("rate", [22050, 24000, 16000, 44100])
-def test_joined_segments_decode_like_the_one_pass_file(fmt, rate):
+# A segment per chunk, or runs of chunks of at least 2.5 s.
+@pytest.mark.parametrize("segment_s", [0.01, 2.5])
+def test_joined_segments_decode_like_the_one_pass_file(fmt, rate, segment_s):
     rng = np.random.default_rng(rate)
     parts = [speechlike(rng, rng.uniform(0.4, 1.6), rate) for _ in range(9)]
-    stitcher = AudioStitcher(Settings())
+    stitcher = AudioStitcher(Settings(mp3_segment_s=segment_s))
     one_pass, joined = both_ways(stitcher, parts, rate, fmt)
     framing = segment_framing(fmt, rate)
-    joins = len(parts) - 1
+    joins = len(stitcher.plan(parts, rate, fmt).segment_sizes) - 1
 
     # The same duration, within one frame per join.
     assert abs(len(joined) - len(one_pass)) <= framing.frame * joins, (len(joined), len(one_pass))
@@ -92,7 +102,7 @@ def test_lufs_is_applied_to_the_whole_file_before_the_segments_are_encoded():
     rng = np.random.default_rng(7)
     # One quiet chunk among loud ones: a per-chunk normalisation would lift it.
     parts = [speechlike(rng, 1.5, rate) * (0.1 if i == 2 else 1.0) for i in range(5)]
-    stitcher = AudioStitcher(Settings(loudness="lufs", target_lufs=-20.0))
+    stitcher = AudioStitcher(Settings(loudness="lufs", target_lufs=-20.0, mp3_segment_s=0.01))
     one_pass, joined = both_ways(stitcher, parts, rate, "mp3")
     meter = pyloudnorm.Meter(rate)
     assert meter.integrated_loudness(joined.astype(np.float64)) == pytest.approx(
@@ -111,11 +121,12 @@ def test_lufs_is_applied_to_the_whole_file_before_the_segments_are_encoded():
         ("aac", 3, {}, "ffmpeg's AAC encoder starts a segment badly"),
         ("flac", 3, {}, "FLAC frames are numbered from the stream's start"),
         ("mp3", 1, {}, "one chunk: nothing to share out"),
+        ("mp3", 3, {"mp3_segment_s": 1.0}, "less audio than one segment's worth"),
         ("mp3", 3, {"pause_ms": 40}, "40 ms cannot hold LAME's delay and padding"),
     ],
 )
 def test_where_only_the_one_pass_encode_works(fmt, parts, settings, why):
-    stitcher = AudioStitcher(Settings(**settings))
+    stitcher = AudioStitcher(Settings(**{"mp3_segment_s": 0.01, **settings}))
     assert stitcher.plan([np.zeros(5000, np.float32)] * parts, 22050, fmt) is None, why
 
 
@@ -138,3 +149,17 @@ def test_planned_segments_put_every_chunk_in_its_place(lengths, pause, framing):
         assert written + framing.delay + lead == start + framing.delay
         written += framing.decoded_length(lead + length)
         start += length + pause
+
+
+@pytest.mark.parametrize(
+    "lengths, min_samples, sizes",
+    [
+        ([10, 10, 10, 10], 20, (2, 2)),
+        ([10, 10, 10, 10, 10], 20, (2, 2, 1)),  # the last may be short
+        ([30, 5, 5, 30], 20, (1, 3)),
+        ([30, 5, 5, 30], 1, (1, 1, 1, 1)),
+        ([5, 5], 100, (2,)),
+    ],
+)
+def test_group_chunks(lengths, min_samples, sizes):
+    assert group_chunks(lengths, min_samples) == sizes
