@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # Full scale of int16 samples; to_float32 inverts as_int16 exactly.
@@ -28,8 +30,12 @@ def to_int16(pcm: np.ndarray) -> bytes:
     return as_int16(pcm).astype("<i2", copy=False).tobytes()
 
 
+@functools.lru_cache(maxsize=16)
 def _ramp(n: int) -> np.ndarray:
-    return (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n, dtype=np.float32))).astype(np.float32)
+    # Every chunk of a request (and of most requests) fades over the same length.
+    ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, n, dtype=np.float32))).astype(np.float32)
+    ramp.flags.writeable = False
+    return ramp
 
 
 def _fade_in_place(part: np.ndarray, fade_samples: int) -> None:
