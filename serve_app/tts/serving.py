@@ -298,8 +298,8 @@ class TTSServing:
     async def _stitch(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> StitchedAudio:
         """One file from the parts. WAV and PCM are joined here: scaling int16
         costs less than sending the parts to a Stitcher and the file back.
-        Where the codec allows, each chunk is encoded on its own, in parallel
-        across Stitcher replicas, and the segments joined; else the Stitcher
+        Where the codec allows, runs of chunks are encoded as segments, in
+        parallel across Stitcher replicas, and joined; else the Stitcher
         encodes the whole in one pass."""
         if audio_format(format_name).ffmpeg_format is None:
             return await asyncio.to_thread(self._audio.stitch, parts, sample_rate, format_name)
@@ -314,7 +314,8 @@ class TTSServing:
     async def stream(self, job: SpeechJob) -> AsyncIterator[np.ndarray]:
         """The job's audio, chunk by chunk in order, as stream pieces.
 
-        Up to `stream_lookahead_chunks` chunks are synthesized ahead of the
+        The first chunk is synthesized alone, from the text's head; then up
+        to `stream_lookahead_chunks` chunks are synthesized ahead of the
         one being sent, across replicas, so memory stays flat for any length
         of text; when the consumer stops (the client went away), the chunks
         under way are cancelled and no more are started. A stream is refused
@@ -332,6 +333,11 @@ class TTSServing:
         self._admit(lookahead if chunk_rest else min(len(waiting), lookahead))
         ahead: deque[asyncio.Task] = deque()
 
+        def ask_for_the_rest() -> None:
+            nonlocal rest, chunk_rest
+            if chunk_rest:
+                rest, chunk_rest = asyncio.ensure_future(chunk_rest()), None
+
         def start(limit: int) -> None:
             nonlocal rest
             if rest is not None and rest.done():
@@ -345,17 +351,18 @@ class TTSServing:
             for index in itertools.count():
                 # The first chunk alone: its audio is what the listener waits for.
                 start(lookahead if index else 1)
-                if not ahead and rest is not None:
-                    waiting.extend(await rest)
-                    rest = None
-                    start(lookahead)
+                if not ahead:
+                    ask_for_the_rest()  # (a head whose chunks were all spoken, or none)
+                    if rest is not None:
+                        waiting.extend(await rest)
+                        rest = None
+                        start(lookahead)
                 if not ahead:
                     return
                 part = await ahead.popleft()
                 if index == 0:
                     metrics.observe("voicegraph_time_to_first_audio_s", time.perf_counter() - started)
-                    if chunk_rest:  # asked only now, so chunking it does not slow the first audio
-                        rest = asyncio.ensure_future(chunk_rest())
+                    ask_for_the_rest()  # only now, so chunking it does not slow the first audio
                     start(lookahead - 1)  # the rest of the look-ahead, while this piece goes out
                 yield stream_piece(
                     part, index, info.sample_rate_for(job.voice), settings.pause_ms, settings.fade_ms,

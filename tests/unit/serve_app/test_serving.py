@@ -442,3 +442,29 @@ async def _released(pieces, synthesizer):
         except StopAsyncIteration:
             return
         consumer = asyncio.ensure_future(pieces.__anext__())
+
+
+def test_a_head_that_makes_no_chunks_still_streams_the_rest():
+    from voicegraph.engines.base import EngineInfo, VoiceInfo
+
+    class Chunker:
+        """Whatever the head normalises to nothing (emoji only, say): no chunks."""
+
+        def __init__(self):
+            self.answers = [[], ["Then real words.", "And more of them."]]
+            outer = self
+
+            class _Method:
+                def remote(self, *args):
+                    return Response(outer.answers.pop(0))
+
+            self.chunk = _Method()
+
+    job = SpeechJob("\U0001f600. " + "Then real words. And more of them. " * 30, "default", "default", "en-us", "wav", 1.0)
+    tts = TTSServing(Settings(pause_ms=0, fade_ms=0), Chunker(), Synthesizer([np.ones(3, np.float32)] * 2), None, None, None)
+    tts._engine_info = EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400})
+
+    async def run():
+        return [len(piece) async for piece in tts.stream(job)]
+
+    assert asyncio.run(run()) == [3, 3]
