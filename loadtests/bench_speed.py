@@ -234,8 +234,12 @@ def ray_cpus(settings: Settings) -> int:
 
 
 def set_serve_env(pairs: list[str]) -> dict[str, str]:
+    """The chosen variables, in this process's environment from its start:
+    Serve reads them at import, in the driver too, so this run starts again
+    under them when they are not there yet."""
     chosen = dict(pair.split("=", 1) for pair in pairs)
-    os.environ.update(chosen)  # before ray.init: Ray's workers inherit them
+    if any(os.environ.get(name) != value for name, value in chosen.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **chosen})
     return chosen
 
 
