@@ -46,7 +46,6 @@ from loadtests.bench_graph import deploy, make_text  # noqa: E402
 from loadtests.bench_stream import first_audio, whole  # noqa: E402
 from voicegraph.core.settings import Settings  # noqa: E402
 from voicegraph.engines import build_engine  # noqa: E402
-from voicegraph.text.chunking import speakable_chunks  # noqa: E402
 
 LONG_CHARS = 13000
 SHORT_TEXT = "The quick brown fox jumps over the lazy dog by the river."
@@ -84,9 +83,11 @@ def _synthesize_in_worker(chunk: str) -> int:
 
 def service_chunks(text: str) -> list[str]:
     """`text` cut as the service cuts a request in the engine's default language."""
+    from tests.conftest import service_chunks as graph_chunks
+
     info = build_engine(Settings(engine="espeak")).info()
     language = info.default_language
-    return speakable_chunks(text, info.chunk_chars_for(language), language, normalize=True)
+    return graph_chunks(text, info.chunk_chars_for(language), language)
 
 
 def measure_engine(chunks: list[str], repeats: int) -> dict:
