@@ -2,10 +2,11 @@
 
 Two ways to the same file. `stitch` joins every chunk and encodes the whole
 in one pass. For a codec whose files are a plain run of frames (MP3), `plan`,
-`encode_segment` and `join_segments` encode each chunk on its own, in
-parallel across replicas, and concatenate the results: the cuts fall in the
-silent pauses between chunks, and each segment's leading silence is shortened
-by what its encoder adds, so every chunk lands where the one-pass encode puts it.
+`encode_segment` and `join_segments` encode runs of chunks (segments) on their
+own, in parallel across replicas, and concatenate the results: the cuts fall
+in the silent pauses between chunks, and each segment's leading silence is
+shortened by what its encoder adds, so every chunk lands where the one-pass
+encode puts it.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def plan_leads(lengths: list[int], pause: int, framing: Framing) -> tuple[int, .
     """
     leads = [0]
     written = 0  # output samples of the segments so far
-    start = 0  # where the current chunk starts in the one-pass file
+    start = 0  # where the current segment starts in the one-pass file
     for length in lengths[:-1]:
         written += framing.decoded_length(leads[-1] + length)
         start += length + pause
