@@ -20,6 +20,7 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 
 from serve_app.tts.protocol import SpeechParams
+from voicegraph.audio.dsp import ms_to_samples
 from voicegraph.audio.formats import audio_format
 from voicegraph.audio.stitching import AudioStitcher, StitchedAudio
 from voicegraph.audio.streaming import stream_piece
@@ -428,7 +429,7 @@ class TTSServing:
         """Sentence timestamps from the chunks' real durations and the pause
         join_chunks put between them (whole samples, as it cuts it)."""
         audio = speech.audio
-        pause_s = int(audio.sample_rate * self.settings.pause_ms / 1000) / audio.sample_rate
+        pause_s = ms_to_samples(audio.sample_rate, self.settings.pause_ms) / audio.sample_rate
         captions = caption_chunks(
             list(speech.chunks), list(audio.chunk_durations_s), pause_s, speech.job.language
         )

@@ -25,6 +25,11 @@ def to_float32(pcm: np.ndarray) -> np.ndarray:
     return np.asarray(pcm, dtype=np.float32)
 
 
+def ms_to_samples(sample_rate: int, ms: float) -> int:
+    """Whole samples in `ms` milliseconds (a pause, a fade): captions count the same."""
+    return int(sample_rate * ms / 1000)
+
+
 def to_int16(pcm: np.ndarray) -> bytes:
     """PCM → little-endian signed 16-bit bytes, as WAV and ffmpeg's s16le take them."""
     return as_int16(pcm).astype("<i2", copy=False).tobytes()

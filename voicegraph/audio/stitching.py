@@ -24,6 +24,7 @@ from voicegraph.audio.dsp import (
     faded_int16,
     faded_peak,
     loudness_gain,
+    ms_to_samples,
     peak_gain,
     scaled,
     to_float32,
@@ -60,9 +61,9 @@ def join_chunks(
     The result's length is exactly the sum of the parts plus the pauses, so a
     chunk's place in the file can be computed from the chunk durations.
     """
-    fade_samples = int(sample_rate * fade_ms / 1000)
+    fade_samples = ms_to_samples(sample_rate, fade_ms)
     faded = [fade(to_float32(part), fade_samples) for part in parts]
-    return _with_pauses(faded, pause_samples(sample_rate, pause_ms))
+    return _with_pauses(faded, ms_to_samples(sample_rate, pause_ms))
 
 
 def _with_pauses(faded: list[np.ndarray], pause: int, dtype: np.dtype = np.float32) -> np.ndarray:
@@ -72,10 +73,6 @@ def _with_pauses(faded: list[np.ndarray], pause: int, dtype: np.dtype = np.float
         out[position : position + len(part)] = part
         position += len(part) + pause
     return out
-
-
-def pause_samples(sample_rate: int, pause_ms: float) -> int:
-    return int(sample_rate * pause_ms / 1000)
 
 
 def encode(pcm: np.ndarray, sample_rate: int, fmt: AudioFormat, encoder_options: dict[str, list[str]]) -> bytes:
@@ -214,9 +211,9 @@ class AudioStitcher:
         fmt = audio_format(format_name)
         gain = self._gain(parts, sample_rate)
         if fmt.ffmpeg_format is None:  # WAV, PCM: samples, scaled straight into int16
-            fade_samples = int(sample_rate * self.fade_ms / 1000)
+            fade_samples = ms_to_samples(sample_rate, self.fade_ms)
             faded = [faded_int16(part, fade_samples, gain) for part in parts]
-            samples = _with_pauses(faded, pause_samples(sample_rate, self.pause_ms), np.dtype("<i2"))
+            samples = _with_pauses(faded, ms_to_samples(sample_rate, self.pause_ms), np.dtype("<i2"))
             header = wav_header(sample_rate, samples.nbytes) if fmt.name == "wav" else b""
             data = b"".join((header, memoryview(samples).cast("B")))
         else:
@@ -233,7 +230,7 @@ class AudioStitcher:
         sizes = group_chunks(lengths, int(self.segment_s * sample_rate))
         if framing is None or len(sizes) < 2:
             return None
-        pause = pause_samples(sample_rate, self.pause_ms)
+        pause = ms_to_samples(sample_rate, self.pause_ms)
         segment_lengths, start = [], 0
         for size in sizes:
             segment_lengths.append(sum(lengths[start : start + size]) + (size - 1) * pause)
@@ -247,7 +244,7 @@ class AudioStitcher:
     def _gain(self, parts: list[np.ndarray], sample_rate: int) -> float:
         """The whole file's loudness gain, from its parts."""
         if self.loudness == "peak":  # no need to join: the loudest part decides
-            fade_samples = int(sample_rate * self.fade_ms / 1000)
+            fade_samples = ms_to_samples(sample_rate, self.fade_ms)
             return peak_gain(max((faded_peak(p, fade_samples) for p in parts), default=0.0), self.peak_dbfs)
         if self.loudness == "off":
             return 1.0
@@ -260,10 +257,10 @@ class AudioStitcher:
         loudness, with the pauses between them."""
         fmt = audio_format(plan.format)
         framing = segment_framing(fmt.name, plan.sample_rate)
-        fade_samples = int(plan.sample_rate * self.fade_ms / 1000)
+        fade_samples = ms_to_samples(plan.sample_rate, self.fade_ms)
         faded = [faded_int16(part, fade_samples, plan.gain) for part in parts]
         lead = np.zeros(plan.leads[index], np.dtype("<i2"))
-        pause = pause_samples(plan.sample_rate, self.pause_ms)
+        pause = ms_to_samples(plan.sample_rate, self.pause_ms)
         samples = np.concatenate([lead, _with_pauses(faded, pause, lead.dtype)])
         command = ffmpeg_encode_command(fmt, plan.sample_rate, self.encoder_options, *framing.options)
         result = subprocess.run(command, input=memoryview(samples).cast("B"), capture_output=True)
@@ -278,7 +275,7 @@ class AudioStitcher:
     def _stitched(
         self, data: bytes, fmt: AudioFormat, sample_rate: int, lengths: tuple[int, ...]
     ) -> StitchedAudio:
-        pauses = max(0, len(lengths) - 1) * pause_samples(sample_rate, self.pause_ms)
+        pauses = max(0, len(lengths) - 1) * ms_to_samples(sample_rate, self.pause_ms)
         return StitchedAudio(
             data=data,
             format=fmt.name,

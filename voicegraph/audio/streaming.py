@@ -14,7 +14,7 @@ from contextlib import aclosing
 
 import numpy as np
 
-from voicegraph.audio.dsp import db_to_gain, fade, peak, to_float32, to_int16
+from voicegraph.audio.dsp import db_to_gain, fade, ms_to_samples, peak, to_float32, to_int16
 from voicegraph.audio.formats import AudioFormat, ffmpeg_encode_command, wav_header
 from voicegraph.core.errors import EncodingError, UnsupportedFormatError
 
@@ -34,14 +34,14 @@ def stream_piece(
 ) -> np.ndarray:
     """One chunk as it goes out: the pause before it (not before the first),
     faded edges, and never above the peak ceiling."""
-    faded = fade(to_float32(part), int(sample_rate * fade_ms / 1000))
+    faded = fade(to_float32(part), ms_to_samples(sample_rate, fade_ms))
     ceiling = db_to_gain(peak_dbfs)
     faded_peak = peak(faded)
     if faded_peak > ceiling:
         faded = faded * (ceiling / faded_peak)
     if index == 0:
         return faded
-    return np.concatenate([np.zeros(int(sample_rate * pause_ms / 1000), dtype=np.float32), faded])
+    return np.concatenate([np.zeros(ms_to_samples(sample_rate, pause_ms), dtype=np.float32), faded])
 
 
 async def encode_stream(
