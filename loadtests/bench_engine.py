@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from loadtests.bench_graph import start_local_ray  # noqa: E402
 from voicegraph.core.settings import Settings  # noqa: E402
 from voicegraph.engines import build_engine  # noqa: E402
 from voicegraph.text.chunking import chunk_text  # noqa: E402
@@ -117,7 +118,7 @@ def main() -> None:
 
     import ray
 
-    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    start_local_ray()
     try:
         row["chunks_per_s_1"] = through_serve(settings, 1, options.chunks)
         row[f"chunks_per_s_{options.replicas}"] = through_serve(settings, options.replicas, options.chunks)

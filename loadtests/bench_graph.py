@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -81,6 +82,17 @@ def deploy(replicas: int, port: int, response_cache: bool = False) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def start_local_ray(num_cpus: int | None = None) -> None:
+    """A private local Ray whose processes run under Serve's flags as the
+    service's do: they inherit this environment when Ray starts them."""
+    import ray
+
+    from deployments.serve_env import with_serve_env
+
+    os.environ.update(with_serve_env(os.environ))
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=num_cpus)
+
+
 def measure_on(url: str | None, replicas: int, measure: Callable[[str], T], response_cache: bool = False) -> T:
     """`measure(url)` against the service at `url`, or without one against a
     graph deployed on a private local Ray for the occasion."""
@@ -91,7 +103,7 @@ def measure_on(url: str | None, replicas: int, measure: Callable[[str], T], resp
 
     from tests.conftest import free_port
 
-    ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=4)
+    start_local_ray(num_cpus=4)
     try:
         result = measure(deploy(replicas, free_port(), response_cache))
         serve.shutdown()
@@ -119,7 +131,7 @@ def main() -> None:
 
         from tests.conftest import free_port
 
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=4)
+        start_local_ray(num_cpus=4)
         try:
             for replicas in options.replicas:
                 url = deploy(replicas, free_port())

@@ -2,19 +2,21 @@
 
     .venv/bin/python loadtests/bench_speed.py
     .venv/bin/python loadtests/bench_speed.py --repeats 2 --short-requests 200
-    .venv/bin/python loadtests/bench_speed.py --skip-engine --skip-noop --serve-env RAY_SERVE_THROUGHPUT_OPTIMIZED=1
+    .venv/bin/python loadtests/bench_speed.py --skip-engine --serve-env RAY_SERVE_PROXY_USE_GRPC=0
 
 All on eSpeak with the response cache off, on a private local Ray:
 1. the engine alone on the 13,000-character text, chunked as the service
    chunks it: in this process (one core), and over a pool of one process per
    core (the limit);
-2. a no-op graph with the service's hops (ingress, chunker, one call per chunk
-   to a synthesizer, stitcher) and replica shapes: short requests from
-   --clients concurrent clients (Serve's own floor for these hops);
+2. a no-op graph with the service's hops for a WAV (ingress, chunker, one call
+   per chunk to a synthesizer, joined in the ingress), its transport and its
+   replica shapes: short requests from --clients concurrent clients (Serve's
+   own floor for these hops);
 3. the service: the same short requests, 13,000 characters as WAV and as MP3,
    time to first audio at 100 and 13,000 characters, and the bytes the
    Synthesizer sends back per 13,000-character request.
-The two graphs are deployed one after the other. Prints a table, the ratios
+The two graphs are deployed one after the other, both under Serve's flags as
+the service runs them (deployments/serve_env.py). Prints a table, the ratios
 against their targets, then JSON. A benchmark, not a test: numbers depend on
 the machine.
 """
@@ -42,7 +44,8 @@ from ray import serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadtests.bench_graph import deploy, make_text  # noqa: E402
+from deployments.serve_env import with_serve_env  # noqa: E402
+from loadtests.bench_graph import deploy, make_text, start_local_ray  # noqa: E402
 from loadtests.bench_stream import first_audio, whole  # noqa: E402
 from voicegraph.core.settings import Settings  # noqa: E402
 from voicegraph.engines import build_engine  # noqa: E402
@@ -128,27 +131,21 @@ class NoopSynthesizer:
         return np.zeros(10, dtype=np.int16)
 
 
-@serve.deployment(name="NoopStitcher")
-class NoopStitcher:
-    def stitch(self, parts: list[np.ndarray], format_name: str) -> bytes:
-        return b"RIFF" + format_name.encode()
-
-
 @serve.deployment(name="NoopIngress")
 @serve.ingress(noop_api)
 class NoopIngress:
-    def __init__(self, chunker, synthesizer, stitcher):
-        self._chunker = chunker
-        self._synthesizer = synthesizer
-        self._stitcher = stitcher
+    def __init__(self, chunker, synthesizer):
+        # As the service's Ingress: text and chunks over gRPC.
+        self._chunker = chunker.options(_by_reference=False)
+        self._synthesizer = synthesizer.options(_by_reference=False)
 
     @noop_api.post("/v1/tts")
     async def tts(self, request: Request) -> Response:
         body = await request.json()
         chunks = await self._chunker.chunk.remote(body["text"])
         parts = await asyncio.gather(*(self._synthesizer.synthesize.remote(chunk) for chunk in chunks))
-        data = await self._stitcher.stitch.remote(list(parts), body.get("format", "wav"))
-        return Response(data, media_type="application/octet-stream")
+        # As the service does a WAV: joined here, not in a Stitcher.
+        return Response(np.concatenate(parts).tobytes(), media_type="audio/wav")
 
 
 def deploy_noop(settings: Settings, port: int) -> str:
@@ -164,7 +161,6 @@ def deploy_noop(settings: Settings, port: int) -> str:
     app = NoopIngress.options(**_fixed(settings.ingress, settings)).bind(
         NoopChunker.options(**_fixed(settings.chunker, settings)).bind(),
         NoopSynthesizer.options(**synthesizer_options).bind(),
-        NoopStitcher.options(**_fixed(settings.stitcher, settings)).bind(),
     )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(app, name="noop", route_prefix="/")
@@ -235,10 +231,11 @@ def ray_cpus(settings: Settings) -> int:
 
 
 def set_serve_env(pairs: list[str]) -> dict[str, str]:
-    """The chosen variables, in this process's environment from its start:
-    Serve reads them at import, in the driver too, so this run starts again
-    under them when they are not there yet."""
-    chosen = dict(pair.split("=", 1) for pair in pairs)
+    """Serve's flags as the service runs them (deployments/serve_env.py), with
+    `pairs` over them, in this process's environment from its start: Serve
+    reads them at import, in the driver too, so this run starts again under
+    them when they are not there yet."""
+    chosen = with_serve_env(dict(pair.split("=", 1) for pair in pairs))
     if any(os.environ.get(name) != value for name, value in chosen.items()):
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **chosen})
     return chosen
@@ -292,11 +289,11 @@ def main() -> None:
     parser.add_argument("--skip-engine", action="store_true")
     parser.add_argument("--skip-noop", action="store_true")
     parser.add_argument("--serve-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="environment for Ray and Serve, e.g. RAY_SERVE_THROUGHPUT_OPTIMIZED=1")
+                        help="Serve's flags over the service's own, e.g. RAY_SERVE_PROXY_USE_GRPC=0")
     options = parser.parse_args()
 
     serve_env = set_serve_env(options.serve_env)
-    print(f"serve env: {' '.join(f'{k}={v}' for k, v in serve_env.items()) or '(none set)'}")
+    print(f"serve env: {' '.join(f'{k}={v}' for k, v in serve_env.items())}")
     settings = Settings(engine="espeak", synthesizer={"min_replicas": options.replicas,
                                                       "max_replicas": options.replicas})
     chunks = service_chunks(make_text(LONG_CHARS))
@@ -309,7 +306,7 @@ def main() -> None:
     from tests.conftest import free_port
 
     results["ray_cpus"] = ray_cpus(settings)
-    ray.init(address="local", include_dashboard=False, log_to_driver=False, num_cpus=results["ray_cpus"])
+    start_local_ray(num_cpus=results["ray_cpus"])
     try:
         # One Serve instance for both graphs: a shutdown and a fresh start can race
         # (the new start finds the old controller being killed).

@@ -11,6 +11,7 @@ from deployments.chunker import TextChunker
 from deployments.clone import VoiceCloner
 from deployments.profile import VoiceProfiles
 from deployments.rate_limiter import RateLimiter
+from deployments.serve_env import INGRESS_ENV
 from deployments.stitcher import Stitcher
 from deployments.storage import StorageActor
 from deployments.synthesizer import Synthesizer
@@ -93,6 +94,8 @@ def build_app(args: dict[str, Any] | Settings | None = None) -> Application:
         if settings.auth.enabled
         else None
     )
-    return Ingress.options(**_fixed(settings.ingress, settings)).bind(
+    ingress = _fixed(settings.ingress, settings)
+    ingress["ray_actor_options"]["runtime_env"] = {"env_vars": INGRESS_ENV}
+    return Ingress.options(**ingress).bind(
         settings, chunker, synthesizer, stitcher, storage, cloner, profiles, rate_limiter
     )

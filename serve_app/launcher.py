@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from deployments.serve_env import with_serve_env
+
 
 class _Stop(Exception):
     pass
@@ -129,6 +131,9 @@ def _kill_session(session_id: int) -> None:
 
 
 def _run_driver(options: argparse.Namespace) -> int:
+    # Before Ray is imported: Serve reads its flags at import, and the Ray
+    # this driver starts passes them on to every process it starts.
+    os.environ.update(with_serve_env(os.environ))
     from ray.serve.schema import ServeDeploySchema
 
     config = ServeDeploySchema.model_validate(yaml.safe_load(options.config.read_text()))

@@ -37,7 +37,11 @@ def local_serve(num_cpus: int) -> Iterator[LocalServe]:
     import ray
     from ray import serve
 
+    from deployments.serve_env import with_serve_env
+
     port, metrics_port = free_port(), free_port()
+    # What production runs under; Ray's processes inherit it from here.
+    os.environ.update(with_serve_env(os.environ))
     # Handles report their load to the autoscaler every second rather than
     # every ten, so scaling happens within a test (test_operations.py).
     os.environ.setdefault("RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "1")

@@ -34,7 +34,9 @@ def wait_for(sls, job_id: str, done, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            status = sls.get(f"/v1/tts/jobs/{job_id}").json()
+            response = sls.get(f"/v1/tts/jobs/{job_id}")
+            # Serve's proxy answers 500 for a request it sent to the replica as it died.
+            status = response.json() if response.status_code != 500 else {}
         except httpx.HTTPError:
             status = {}  # no ingress replica for a moment (it is restarting)
         if status and done(status):

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import yaml
 
+from deployments.serve_env import SERVE_ENV
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -40,6 +41,20 @@ def children(parent: int) -> list[int]:
         except FileNotFoundError:
             pass
     return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def environment(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        pairs = (entry.decode(errors="replace").partition("=") for entry in environ.read().split(b"\0") if entry)
+    return {name: value for name, _, value in pairs}
 
 
 def alive(pid: int) -> bool:
@@ -90,6 +105,8 @@ def test_serve_starts_speaks_and_stops_cleanly(tmp_path, stop_signals, exit_code
         [sys.executable, "-m", "serve_app.launcher", str(config_path), "--port", str(port),
          "--no-dashboard", "--num-cpus", "4", "--metrics-port", str(metrics_port)],
         cwd=REPO,
+        # Without Serve's flags (a test before may have set them here): the launcher sets them.
+        env={name: value for name, value in os.environ.items() if name not in SERVE_ENV},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -107,6 +124,11 @@ def test_serve_starts_speaks_and_stops_cleanly(tmp_path, stop_signals, exit_code
         (driver,) = children(supervisor.pid)
         ray_processes = session_members(driver)
         assert len(ray_processes) >= 5, "expected the driver, GCS, raylet and replicas"
+        serve_processes = [pid for pid in ray_processes if "ray::ProxyActor" in command_line(pid)
+                           or "ray::ServeReplica:voicegraph:Ingress" in command_line(pid)]
+        assert len(serve_processes) == 2, "expected Serve's proxy and the Ingress replica"
+        for pid in serve_processes:
+            assert SERVE_ENV.items() <= environment(pid).items(), command_line(pid)
 
         # Ctrl-C signals the whole foreground process group; SIGTERM comes from a supervisor.
         # A second signal while stopping (make passes one on) stops at once, still cleanly.

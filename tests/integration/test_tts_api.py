@@ -6,6 +6,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -74,6 +75,40 @@ def test_long_text_is_one_file_as_long_as_its_chunks(client, service):
     for index in (0, 1, len(expected_chunks) // 2, len(expected_chunks) - 1):
         alone_s = len(engine.synthesize(expected_chunks[index], voice, "en-us", 1.0)) / rate
         assert chunks[index]["duration_s"] == pytest.approx(alone_s, rel=0.01), index
+
+
+@pytest.fixture(scope="module")
+def long_chunks_url(service, tmp_path_factory):
+    """The graph with chunks of up to 3,000 characters, beside the default one."""
+    from ray import serve
+
+    from serve_app.app import build_app
+    from voicegraph.core.settings import Settings
+
+    settings = Settings(
+        engine="espeak",
+        storage_root=tmp_path_factory.mktemp("long-chunks-storage"),
+        chunk_chars=3000,
+        synthesizer={"min_replicas": 1, "max_replicas": 1},
+    )
+    serve.run(build_app(settings), name="voicegraph-long-chunks", route_prefix="/long-chunks")
+    yield f"{service.url}/long-chunks"
+    serve.delete("voicegraph-long-chunks")
+
+
+def test_audio_over_grpcs_default_message_size_arrives_whole(long_chunks_url):
+    # The Ingress takes a chunk's audio, and Serve's proxy the response, as
+    # one gRPC message each; gRPC refuses over 4 MiB unless told otherwise.
+    text = long_text(2500, start=700)
+    response = httpx.post(f"{long_chunks_url}/v1/tts", json={"text": text, "speed": 0.5}, timeout=120)
+    assert response.status_code == 200, response.text
+    chunks = len(service_chunks(text, 3000))
+    assert response.headers["x-chunk-count"] == str(chunks)
+    # More than 4 MiB for every chunk: one chunk's audio at least was over 4 MiB.
+    assert len(response.content) > chunks * 4 * 2**20
+    pcm, rate = decode(response.content)
+    assert len(pcm) / rate == pytest.approx(float(response.headers["x-audio-duration"]), abs=0.002)
+    assert speech_seconds(pcm[-5 * rate :], rate) > 1.0
 
 
 def test_a_long_mp3_is_joined_from_segments_as_long_as_its_chunks(client):

@@ -115,6 +115,13 @@ def test_version_info_comes_from_build_args():
         assert env[name] == f"${{{name}}}"
 
 
+def test_every_ray_process_in_the_image_runs_under_serves_speed_flags():
+    from deployments.serve_env import SERVE_ENV
+
+    env = key_values(" ".join(final_stage("ENV")))
+    assert {name: env.get(name) for name in SERVE_ENV} == SERVE_ENV
+
+
 def test_runs_as_a_user_that_is_not_root():
     user = None
     starts = 0

@@ -1,7 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
-from serve_app.app import _autoscaled, _fixed, synthesizer_gpus
+from deployments.serve_env import INGRESS_ENV, SERVE_ENV
+from serve_app.app import _autoscaled, _fixed, build_app, synthesizer_gpus
 from voicegraph.core.settings import Settings, SynthesizerSettings
 
 
@@ -86,6 +87,13 @@ def test_every_deployment_gets_bounded_queues_graceful_shutdown_and_the_log_enco
     assert shapes["Synthesizer"]["max_queued_requests"] == settings.synthesizer.max_queued_requests > 0
     assert shapes["Ingress"]["graceful_shutdown_timeout_s"] >= settings.request_timeout_s
     assert shapes["Synthesizer"]["graceful_shutdown_timeout_s"] == settings.synthesizer.graceful_shutdown_timeout_s
+
+
+def test_the_ingress_replica_carries_the_grpc_message_limit_its_handles_need():
+    # Wherever the app runs, not only where Ray was started under SERVE_ENV.
+    ingress = build_app(Settings(engine="espeak"))._bound_deployment
+    assert ingress.ray_actor_options["runtime_env"]["env_vars"] == INGRESS_ENV
+    assert INGRESS_ENV.items() <= SERVE_ENV.items()
 
 
 def test_a_bad_outbound_allow_entry_fails_at_load():
