@@ -38,7 +38,7 @@ from serve_app.ui.router import router as ui_router
 from serve_app.version import version_info
 from serve_app.voices.router import router as voices_router
 from serve_app.voices.serving import VoicesServing
-from voicegraph.core import errors, metrics
+from voicegraph.core import errors
 from voicegraph.core.settings import Settings
 from voicegraph.text.chunking import split_sentences
 
@@ -121,15 +121,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BackPressureError)
     async def _overloaded(request: Request, exc: BackPressureError):
         # A deployment's queue (max_queued_requests) is full: say so at once.
-        metrics.count("voicegraph_overloaded")
-        retry_after_s = request.app.state.tts.settings.overload_retry_after_s
-        return error_response(
-            request,
-            errors.OverloadedError(
-                f"the service is at capacity ({exc.message}); retry after {retry_after_s:g} s",
-                retry_after_s,
-            ),
-        )
+        return error_response(request, request.app.state.tts.overloaded(exc.message))
 
     @app.exception_handler(RayActorError)
     async def _replica_gone(request: Request, exc: RayActorError):

@@ -260,7 +260,7 @@ class JobsServing:
         try:
             request = JobRequest(**record.request)
             job = await self.tts.validate(request)
-            speech = await self.tts.synthesize(job, on_progress, wait_for_capacity=True)
+            speech = await self.tts.synthesize(job, on_progress, admitted=True)
             captions = self.tts.captions(speech, request.captions) if request.captions else None
             await self._call_storage("complete_job", record.id, speech.audio, job.voice_id, captions)
             _job_run_ended(record, "succeeded")

@@ -177,14 +177,13 @@ class TTSServing:
             return head_chunks, None
         return head_chunks, lambda: chunk(tail, max_chars, job.language, job.normalize)
 
-    async def synthesize(
-        self, job: SpeechJob, progress: Progress | None = None, wait_for_capacity: bool = False
-    ) -> Speech:
-        """`wait_for_capacity`: never refused for overload (jobs, whose
-        runners are bounded by jobs.max_running_per_replica): a request
-        is refused with 503 overloaded when this replica is at capacity."""
+    async def synthesize(self, job: SpeechJob, progress: Progress | None = None, admitted: bool = False) -> Speech:
+        """`admitted`: the caller bounds its own load (jobs, by
+        jobs.max_running_per_replica), so it is never refused for overload;
+        otherwise a request is refused with 503 overloaded when this
+        replica is at capacity."""
         if not self.settings.response_cache.enabled:
-            return await self._synthesize(job, progress, wait_for_capacity)
+            return await self._synthesize(job, progress, admitted)
         keys = await self._cache_keys(job)
         cached = await self._cached(job, keys)
         if cached is not None:
@@ -195,7 +194,7 @@ class TTSServing:
             return cached
         self.cache_misses += 1
         metrics.count("voicegraph_response_cache", result="miss")
-        speech = replace(await self._synthesize(job, progress, wait_for_capacity), cache_hit=False)
+        speech = replace(await self._synthesize(job, progress, admitted), cache_hit=False)
         self._cache_later(keys, speech)
         return speech
 
@@ -258,17 +257,17 @@ class TTSServing:
         except Exception:
             logger.warning("could not write response cache entry %s", sidecar_key, exc_info=True)
 
-    async def _synthesize(self, job: SpeechJob, progress: Progress | None, wait_for_capacity: bool) -> Speech:
+    async def _synthesize(self, job: SpeechJob, progress: Progress | None, admitted: bool) -> Speech:
         try:
             return await asyncio.wait_for(
-                self._run_graph(job, progress, wait_for_capacity), self.settings.request_timeout_s
+                self._run_graph(job, progress, admitted), self.settings.request_timeout_s
             )
         except TimeoutError:
             raise UpstreamTimeoutError(
                 f"synthesis did not finish within {self.settings.request_timeout_s:g} s"
             ) from None
 
-    async def _run_graph(self, job: SpeechJob, progress: Progress | None, wait_for_capacity: bool) -> Speech:
+    async def _run_graph(self, job: SpeechJob, progress: Progress | None, admitted: bool) -> Speech:
         info = await self.engine_info()
         chunks = await self.chunks(job)
         done = 0
@@ -281,7 +280,7 @@ class TTSServing:
                 progress(done, len(chunks))
             return pcm
 
-        if not wait_for_capacity:
+        if not admitted:
             self._admit(len(chunks))
         if progress is not None:
             progress(0, len(chunks))
@@ -381,13 +380,17 @@ class TTSServing:
         max_chunks_in_flight, before any is sent."""
         limit = self.settings.max_chunks_in_flight
         if self.chunks_in_flight and self.chunks_in_flight + chunks > limit:
-            metrics.count("voicegraph_overloaded")
-            retry_after_s = self.settings.overload_retry_after_s
-            raise OverloadedError(
-                f"the service is at capacity ({self.chunks_in_flight} chunks under way here, "
-                f"this request adds {chunks}, the limit is {limit}); retry after {retry_after_s:g} s",
-                retry_after_s,
+            raise self.overloaded(
+                f"{self.chunks_in_flight} chunks under way here, this request adds {chunks}, the limit is {limit}"
             )
+
+    def overloaded(self, reason: str) -> OverloadedError:
+        """The 503 for a full graph, counted; `reason` names the limit that was hit."""
+        metrics.count("voicegraph_overloaded")
+        retry_after_s = self.settings.overload_retry_after_s
+        return OverloadedError(
+            f"the service is at capacity ({reason}); retry after {retry_after_s:g} s", retry_after_s
+        )
 
     async def _synthesize_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
         self.chunks_in_flight += 1

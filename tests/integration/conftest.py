@@ -116,7 +116,7 @@ def service(tmp_path_factory, reference_server, receiver) -> Service:
         # Loopback is refused for outbound URLs unless allow-listed: only these ports are.
         outbound={"allow": [f"127.0.0.1:{reference_server.port}", f"127.0.0.1:{receiver.port}"]},
         # Short leases and quick retries, so takeovers and redeliveries happen within a test.
-        jobs={"lease_s": 3, "heartbeat_s": 0.3, "poll_interval_s": 0.3, "storage_retry_s": 60},
+        jobs={"lease_s": 3, "heartbeat_s": 0.3, "poll_interval_s": 0.3, "storage_retry_s": 60, "gauges_interval_s": 0.5},
         callbacks={"secret": CALLBACK_SECRET, "initial_backoff_s": 0.2, "max_backoff_s": 1.0, "poll_interval_s": 0.2},
         # Small, so the over-limit upload test sends little.
         voices={"max_upload_bytes": 2_000_000},

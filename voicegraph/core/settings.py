@@ -188,6 +188,9 @@ class JobSettings(BaseModel):
     poll_interval_s: float = Field(1.0, gt=0)
     # Retry window for reaching the StorageActor while it restarts.
     storage_retry_s: float = Field(60.0, gt=0)
+    # How often the job and outbox gauges are counted from the database (a
+    # scan of the jobs table); Ray exports metrics every 10 s by default.
+    gauges_interval_s: float = Field(10.0, gt=0)
     # Caller data echoed in callbacks: metadata as JSON, and story_id/user_id.
     max_metadata_bytes: int = Field(16_384, ge=0)
     max_id_chars: int = Field(256, ge=1)

@@ -32,6 +32,7 @@ class Outbox:
         self.settings = settings
         self.allow = AllowList.parse(settings.outbound.allow)
         self._in_flight: set[str] = set()
+        self._next_report = 0.0  # time.monotonic() at which the gauges are counted again
         self._pool = ThreadPoolExecutor(
             max_workers=settings.callbacks.max_in_flight, thread_name_prefix="callback"
         )
@@ -85,7 +86,9 @@ class Outbox:
                 future.add_done_callback(self._delivered(due.id))
         if self.service.spool is not None:
             await asyncio.to_thread(self.upload_due)
-        await asyncio.to_thread(self.report)
+        if time.monotonic() >= self._next_report:
+            self._next_report = time.monotonic() + self.settings.jobs.gauges_interval_s
+            await asyncio.to_thread(self.report)
 
     def report(self) -> None:
         """Gauges from the database: it, not this replica's memory, is the truth."""

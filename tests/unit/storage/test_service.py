@@ -1,6 +1,7 @@
 """StorageService on the Firebase backend (real emulator): spool, cache and the
 outboxes, without Ray."""
 
+import asyncio
 import time
 
 import pytest
@@ -132,5 +133,27 @@ def test_outbox_delivers_a_signed_error_callback(tmp_path):
         assert delivery.json["error"] == "the engine failed" and delivery.json["story_id"] == "st"
         assert verify("s3cret", delivery.headers[TIMESTAMP_HEADER], delivery.body, delivery.headers[SIGNATURE_HEADER])
         assert service.jobs.get(job.id).callbacks[0].state == "delivered"
+        outbox.close()
+        service.jobs.close()
+
+
+def test_the_outbox_counts_its_gauges_from_the_database_at_most_every_interval(tmp_path, recorded_metrics):
+    settings = Settings(storage_root=tmp_path, jobs={"gauges_interval_s": 0.3})
+    service = open_storage(settings)
+    outbox = Outbox(service, settings)
+
+    def queued_gauges() -> list[float]:
+        return [value for name, value, tags in recorded_metrics.records
+                if name == "voicegraph_jobs" and tags == {"status": "queued"}]
+
+    try:
+        asyncio.run(outbox.tick())
+        service.jobs.create(NewJob(request={"text": "hi"}))
+        asyncio.run(outbox.tick())  # within the interval: not counted again
+        assert queued_gauges() == [0]
+        time.sleep(0.3)
+        asyncio.run(outbox.tick())
+        assert queued_gauges() == [0, 1]
+    finally:
         outbox.close()
         service.jobs.close()
