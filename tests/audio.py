@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -27,12 +28,20 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
     return samples.mean(axis=1), rate
 
 
-def ffmpeg_decode(data: bytes, rate: int = 22050) -> np.ndarray:
-    result = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", "pipe:0",
-         "-f", "f32le", "-ac", "1", "-ar", str(rate), "pipe:1"],
-        input=data, capture_output=True, check=True,
-    )
+def ffmpeg_decode(data: bytes, rate: int = 22050, seekable: bool = False) -> np.ndarray:
+    """`data` decoded by ffmpeg, from a pipe or (`seekable`) a file: only
+    from a file does ffmpeg drop an MP3's end padding, as players do."""
+    with tempfile.TemporaryDirectory() as folder:
+        source = "pipe:0"
+        if seekable:
+            source = os.path.join(folder, "input")
+            with open(source, "wb") as file:
+                file.write(data)
+        result = subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", source,
+             "-f", "f32le", "-ac", "1", "-ar", str(rate), "pipe:1"],
+            input=None if seekable else data, capture_output=True, check=True,
+        )
     return np.frombuffer(result.stdout, dtype="<f4")
 
 

@@ -50,9 +50,14 @@ def content_type(fmt: AudioFormat, sample_rate: int) -> str:
 
 
 def ffmpeg_encode_command(
-    fmt: AudioFormat, sample_rate: int, encoder_options: dict[str, list[str]], *output_options: str
+    fmt: AudioFormat,
+    sample_rate: int,
+    encoder_options: dict[str, list[str]],
+    *output_options: str,
+    output: str = "pipe:1",
 ) -> list[str]:
-    """ffmpeg reading mono s16le PCM at `sample_rate` on stdin and writing `fmt` to stdout."""
+    """ffmpeg reading mono s16le PCM at `sample_rate` on stdin and writing
+    `fmt` to `output` (stdout, or a file it overwrites)."""
     import imageio_ffmpeg
 
     return [
@@ -60,7 +65,7 @@ def ffmpeg_encode_command(
         "-f", "s16le", "-ar", str(sample_rate), "-ac", "1", "-i", "pipe:0",
         "-c:a", fmt.codec, *encoder_options.get(fmt.name, ()),
         *(["-ar", str(fmt.sample_rate)] if fmt.sample_rate else []),
-        *output_options, "-f", fmt.ffmpeg_format, "pipe:1",
+        *output_options, "-f", fmt.ffmpeg_format, "-y", output,
     ]
 
 

@@ -12,7 +12,9 @@ encode puts it.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from typing import TypeVar
@@ -37,6 +39,7 @@ from voicegraph.audio.formats import (
     ffmpeg_encode_command,
     wav_header,
 )
+from voicegraph.audio.mp3_info import DECODER_DELAY, fill_info_frame, frame_length
 from voicegraph.core.errors import EncodingError
 from voicegraph.core.settings import Settings
 
@@ -67,7 +70,7 @@ def join_chunks(
 
 
 def _with_pauses(faded: list[np.ndarray], pause: int, dtype: np.dtype = np.float32) -> np.ndarray:
-    out = np.zeros(sum(len(part) for part in faded) + max(0, len(faded) - 1) * pause, dtype)
+    out = np.zeros(joined_length([len(part) for part in faded], pause), dtype)
     position = 0
     for part in faded:
         out[position : position + len(part)] = part
@@ -105,6 +108,9 @@ class Framing:
     # Output options that keep a segment a bare run of frames (no header or
     # tag that would land mid-file once segments are joined).
     options: tuple[str, ...] = ()
+    # Over `options`, for the first segment: the encoder's own Info frame in
+    # front, which join_segments fills in for the whole file (mp3_info).
+    first_options: tuple[str, ...] = ()
 
     def decoded_length(self, samples: int) -> int:
         return -(-(samples + self.delay + self.min_padding) // self.frame) * self.frame
@@ -117,7 +123,7 @@ def segment_framing(format_name: str, sample_rate: int) -> Framing | None:
         # frame more when fewer than 47 samples would pad the last one; MPEG-2
         # (rates up to 24 kHz) frames hold 576 samples, MPEG-1 frames 1152.
         frame = 576 if sample_rate <= 24_000 else 1152
-        return Framing(1105, frame, 47, ("-write_xing", "0", "-id3v2_version", "0"))
+        return Framing(1105, frame, 47, ("-write_xing", "0", "-id3v2_version", "0"), ("-write_xing", "1"))
     # ADTS frames would join too, but ffmpeg's AAC encoder spends its first
     # frames badly: measured, a chunk's onset came out up to 12x noisier than
     # in the one-pass file. Opus (Ogg pages) and FLAC (numbered frames) do not
@@ -184,6 +190,7 @@ class SegmentPlan:
     chunk_lengths: tuple[int, ...]
     segment_sizes: tuple[int, ...]  # chunks in each segment, in order
     leads: tuple[int, ...]  # silence before each segment's first chunk, in samples
+    pause: int  # samples between two chunks
 
     def segments(self, parts: list[T]) -> list[list[T]]:
         """`parts` (one per chunk) cut into the segments' runs."""
@@ -192,6 +199,17 @@ class SegmentPlan:
             runs.append(parts[start : start + size])
             start += size
         return runs
+
+    def segment_samples(self) -> list[int]:
+        """What each segment's encoder is given: its leading silence, its
+        chunks and the pauses between them."""
+        runs = self.segments(list(self.chunk_lengths))
+        return [lead + joined_length(run, self.pause) for lead, run in zip(self.leads, runs)]
+
+
+def joined_length(lengths: list[int] | tuple[int, ...], pause: int) -> int:
+    """Samples of chunks of `lengths` joined with a pause between each two."""
+    return sum(lengths) + max(0, len(lengths) - 1) * pause
 
 
 class AudioStitcher:
@@ -233,13 +251,13 @@ class AudioStitcher:
         pause = ms_to_samples(sample_rate, self.pause_ms)
         segment_lengths, start = [], 0
         for size in sizes:
-            segment_lengths.append(sum(lengths[start : start + size]) + (size - 1) * pause)
+            segment_lengths.append(joined_length(lengths[start : start + size], pause))
             start += size
         leads = plan_leads(segment_lengths, pause, framing)
         if leads is None:
             return None
         gain = self._gain(parts, sample_rate)
-        return SegmentPlan(format_name, sample_rate, gain, tuple(lengths), sizes, leads)
+        return SegmentPlan(format_name, sample_rate, gain, tuple(lengths), sizes, leads, pause)
 
     def _gain(self, parts: list[np.ndarray], sample_rate: int) -> float:
         """The whole file's loudness gain, from its parts."""
@@ -260,27 +278,44 @@ class AudioStitcher:
         fade_samples = ms_to_samples(plan.sample_rate, self.fade_ms)
         faded = [faded_int16(part, fade_samples, plan.gain) for part in parts]
         lead = np.zeros(plan.leads[index], np.dtype("<i2"))
-        pause = ms_to_samples(plan.sample_rate, self.pause_ms)
-        samples = np.concatenate([lead, _with_pauses(faded, pause, lead.dtype)])
-        command = ffmpeg_encode_command(fmt, plan.sample_rate, self.encoder_options, *framing.options)
-        result = subprocess.run(command, input=memoryview(samples).cast("B"), capture_output=True)
-        if result.returncode != 0:
-            detail = result.stderr.decode(errors="replace").strip()
-            raise EncodingError(f"encoding to {fmt.name} failed: {detail}")
-        return result.stdout
+        samples = np.concatenate([lead, _with_pauses(faded, plan.pause, lead.dtype)])
+        options = framing.options + (framing.first_options if index == 0 else ())
+        with tempfile.TemporaryDirectory() as folder:
+            # A file, not a pipe: the encoder writes its Info frame only where
+            # it can go back to it.
+            output = os.path.join(folder, "segment")
+            command = ffmpeg_encode_command(fmt, plan.sample_rate, self.encoder_options, *options, output=output)
+            result = subprocess.run(command, input=memoryview(samples).cast("B"), capture_output=True)
+            if result.returncode != 0:
+                detail = result.stderr.decode(errors="replace").strip()
+                raise EncodingError(f"encoding to {fmt.name} failed: {detail}")
+            with open(output, "rb") as encoded:
+                return encoded.read()
 
     def join_segments(self, plan: SegmentPlan, segments: list[bytes]) -> StitchedAudio:
-        return self._stitched(b"".join(segments), audio_format(plan.format), plan.sample_rate, plan.chunk_lengths)
+        """The segments concatenated, behind the first one's Info frame made
+        true of the whole file: decoders then drop the priming and the
+        padding, and the file decodes to exactly its samples."""
+        framing = segment_framing(plan.format, plan.sample_rate)
+        info_bytes = frame_length(segments[0])
+        audio = [segments[0][info_bytes:], *segments[1:]]
+        frames = sum(framing.decoded_length(length) for length in plan.segment_samples()) // framing.frame
+        file_bytes = info_bytes + sum(len(segment) for segment in audio)
+        info = fill_info_frame(
+            segments[0][:info_bytes], frames, file_bytes, joined_length(plan.chunk_lengths, plan.pause),
+            framing.delay - DECODER_DELAY,
+        )
+        return self._stitched(b"".join([info, *audio]), audio_format(plan.format), plan.sample_rate, plan.chunk_lengths)
 
     def _stitched(
         self, data: bytes, fmt: AudioFormat, sample_rate: int, lengths: tuple[int, ...]
     ) -> StitchedAudio:
-        pauses = max(0, len(lengths) - 1) * ms_to_samples(sample_rate, self.pause_ms)
+        samples = joined_length(lengths, ms_to_samples(sample_rate, self.pause_ms))
         return StitchedAudio(
             data=data,
             format=fmt.name,
             content_type=content_type(fmt, sample_rate),
             sample_rate=sample_rate,
-            duration_s=(sum(lengths) + pauses) / sample_rate,
+            duration_s=samples / sample_rate,
             chunk_durations_s=tuple(n / sample_rate for n in lengths),
         )
