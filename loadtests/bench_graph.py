@@ -101,7 +101,7 @@ def measure_on(url: str | None, replicas: int, measure: Callable[[str], T], resp
     import ray
     from ray import serve
 
-    from tests.conftest import free_port
+    from tests.helpers.ports import free_port
 
     start_local_ray(num_cpus=4)
     try:
@@ -129,7 +129,7 @@ def main() -> None:
         import ray
         from ray import serve
 
-        from tests.conftest import free_port
+        from tests.helpers.ports import free_port
 
         start_local_ray(num_cpus=4)
         try:

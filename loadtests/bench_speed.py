@@ -86,7 +86,7 @@ def _synthesize_in_worker(chunk: str) -> int:
 
 def service_chunks(text: str) -> list[str]:
     """`text` cut as the service cuts a request in the engine's default language."""
-    from tests.conftest import service_chunks as graph_chunks
+    from tests.helpers.texts import service_chunks as graph_chunks
 
     info = build_engine(Settings(engine="espeak")).info()
     language = info.default_language
@@ -303,7 +303,7 @@ def main() -> None:
 
     import ray
 
-    from tests.conftest import free_port
+    from tests.helpers.ports import free_port
 
     results["ray_cpus"] = ray_cpus(settings)
     start_local_ray(num_cpus=results["ray_cpus"])

@@ -3,22 +3,13 @@
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port, local_serve
+from tests.helpers.local_serve import Service, local_serve
+from tests.helpers.ports import free_port
 from voicegraph.core.settings import Settings
-
-
-@dataclass(frozen=True)
-class Service:
-    url: str
-    storage_root: Path
-    settings: Settings
-    # Where Ray's metrics agent serves Prometheus text, for every application.
-    metrics_url: str = ""
 
 
 @dataclass
@@ -95,7 +86,7 @@ CALLBACK_SECRET = "integration-test-secret"
 @pytest.fixture(scope="session")
 def receiver():
     """The customer's app: a real HTTP server receiving job callbacks."""
-    from tests.callback_receiver import CallbackReceiver
+    from tests.helpers.callback_receiver import CallbackReceiver
 
     with CallbackReceiver() as receiver:
         yield receiver
@@ -163,7 +154,7 @@ def xtts_service(service, tiny_xtts_dir, reference_clip, tmp_path_factory) -> Se
     from ray import serve
 
     from serve_app.app import build_app
-    from tests.conftest import tiny_xtts_settings
+    from tests.helpers.xtts import tiny_xtts_settings
 
     settings = tiny_xtts_settings(
         tiny_xtts_dir,

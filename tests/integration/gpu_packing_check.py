@@ -13,7 +13,7 @@ from ray import serve
 from ray.cluster_utils import Cluster
 
 from serve_app.app import build_app
-from tests.conftest import free_port
+from tests.helpers.ports import free_port
 
 
 def main(storage_root: str) -> None:

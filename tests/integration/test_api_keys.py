@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from tests.audio import decode
+from tests.helpers.audio import decode
 from tests.integration.conftest import API_KEYS
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,10 @@ import time
 import httpx
 import pytest
 
+from tests.helpers.jobs import deliveries
+from tests.helpers.local_serve import replicas
+from tests.helpers.texts import long_text
 from tests.integration.conftest import SERVERLESS_KEY
-from tests.integration.test_jobs_api import deliveries, replicas
-from tests.integration.test_tts_api import long_text
 
 pytestmark = pytest.mark.integration
 

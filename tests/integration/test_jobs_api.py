@@ -9,9 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.audio import decode, wav_bytes
+from tests.helpers.audio import decode, wav_bytes
+from tests.helpers.captions import CAPTIONED, parse_cues
+from tests.helpers.jobs import callbacks_settled, deliveries, finished, submit, wait_for_job
+from tests.helpers.local_serve import replicas
+from tests.helpers.texts import long_text
 from tests.integration.conftest import CALLBACK_SECRET
-from tests.integration.test_tts_api import CAPTIONED, long_text, parse_cues
 from voicegraph.engines.espeak import EspeakEngine
 from voicegraph.jobs.callbacks import (
     ATTEMPT_HEADER,
@@ -25,39 +28,6 @@ from voicegraph.jobs.callbacks import (
 pytestmark = pytest.mark.integration
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."
-
-
-def wait_for_job(client, job_id: str, done, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = client.get(f"/v1/tts/jobs/{job_id}")
-        assert response.status_code == 200, response.text
-        status = response.json()
-        if done(status):
-            return status
-        assert time.monotonic() < deadline, f"job never got there: {status}"
-        time.sleep(0.2)
-
-
-def finished(status: dict) -> bool:
-    return status["status"] in ("succeeded", "failed", "cancelled")
-
-
-def callbacks_settled(status: dict) -> bool:
-    return finished(status) and all(c["state"] != "pending" for c in status["callbacks"])
-
-
-def deliveries(receiver, job_id: str, processed: bool = False) -> list:
-    items = receiver.processed if processed else receiver.received
-    return [item for item in items if (item.json or {}).get("job_id") == job_id]
-
-
-def submit(client, **fields) -> dict:
-    response = client.post("/v1/tts/jobs", json=fields)
-    assert response.status_code == 202, response.text
-    body = response.json()
-    assert response.headers["location"] == body["status_url"]
-    return body
 
 
 def test_job_succeeds_stores_audio_and_calls_back_signed(client, service, receiver):
@@ -258,16 +228,6 @@ def wait_for_ingress_then_job(client, job_id: str, timeout: float = 240) -> dict
             return response.json()
         time.sleep(0.5)
     raise AssertionError("the job was not taken over")
-
-
-def replicas(deployment: str, app: str = "voicegraph") -> list[str]:
-    import ray
-
-    return [
-        actor["name"]
-        for actor in ray.util.list_named_actors(all_namespaces=True)
-        if f"SERVE_REPLICA::{app}#{deployment}#" in actor["name"]
-    ]
 
 
 def test_many_jobs_at_once_all_finish(client):

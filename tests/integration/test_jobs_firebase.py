@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.audio import decode, wav_bytes
-from tests.conftest import free_port
+from tests.helpers.audio import decode, wav_bytes
+from tests.helpers.jobs import callbacks_settled, deliveries, submit, wait_for_job
+from tests.helpers.ports import free_port
+from tests.helpers.texts import long_text
 from tests.integration.conftest import CALLBACK_SECRET
-from tests.integration.test_jobs_api import callbacks_settled, deliveries, submit, wait_for_job
-from tests.integration.test_tts_api import long_text
 from voicegraph.core.settings import Settings
 from voicegraph.engines.espeak import EspeakEngine
 
@@ -38,7 +38,7 @@ def firebase(service, receiver, reference_server, tmp_path_factory):
     from ray import serve
 
     from serve_app.app import build_app
-    from tests.gcs_emulator import GcsEmulator
+    from tests.helpers.gcs_emulator import GcsEmulator
 
     emulator = GcsEmulator(tmp_path_factory.mktemp("gcs"), port=free_port(), bucket=BUCKET)
     emulator.start()

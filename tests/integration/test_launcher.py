@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from deployments.serve_env import SERVE_ENV
-from tests.conftest import free_port
+from tests.helpers.ports import free_port
 
 pytestmark = pytest.mark.integration
 

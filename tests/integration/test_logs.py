@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_jobs_api import finished, submit, wait_for_job
+from tests.helpers.jobs import finished, submit, wait_for_job
 
 pytestmark = pytest.mark.integration
 

@@ -5,36 +5,15 @@ requests."""
 import time
 import uuid
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_jobs_api import callbacks_settled, submit, wait_for_job
-from tests.integration.test_response_cache import cached
-from tests.unit.cluster.test_grafana_dashboard import dashboard_series
+from tests.helpers.grafana_dashboard import dashboard_series
+from tests.helpers.jobs import callbacks_settled, submit, wait_for_job
+from tests.helpers.prometheus import scrape, total
+from tests.helpers.response_cache import cached
 from voicegraph.core.metrics import CATALOGUE
 
 pytestmark = pytest.mark.integration
-
-APP = "voicegraph"
-
-def scrape(url: str) -> list:
-    """Every sample Ray exports now: (name, labels, value)."""
-    text = httpx.get(url, timeout=10).text
-    return [
-        (sample.name, sample.labels, sample.value)
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    ]
-
-
-def total(samples: list, name: str, **labels: str) -> float:
-    """The sum over replicas of one series of this application."""
-    wanted = {"application": APP, **labels}
-    return sum(
-        value for sample_name, sample_labels, value in samples
-        if sample_name == name and wanted.items() <= sample_labels.items()
-    )
 
 
 def test_requests_move_the_metrics_prometheus_scrapes(client, service, receiver):

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.audio import decode, wav_bytes
-from tests.integration.test_tts_api import long_text
+from tests.helpers.audio import decode, wav_bytes
+from tests.helpers.texts import long_text
 from voicegraph.engines.espeak import EspeakEngine
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import numpy as np
 import openai
 import pytest
 
-from tests.audio import decode, ffmpeg_decode, wav_bytes
+from tests.helpers.audio import decode, ffmpeg_decode, wav_bytes
 from tests.integration.conftest import API_KEYS
 from voicegraph.engines.espeak import EspeakEngine
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.audio import decode
-from tests.integration.conftest import Service
-from tests.integration.test_jobs_api import finished
-from tests.integration.test_tts_api import long_text
+from tests.helpers.audio import decode
+from tests.helpers.jobs import finished
+from tests.helpers.local_serve import Service
+from tests.helpers.texts import long_text
 from voicegraph.core.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -177,7 +177,7 @@ def test_a_redeploy_in_the_middle_of_traffic_loses_no_request_and_no_job(ops_ser
     from ray import serve
 
     from serve_app.app import build_app
-    from tests.integration.test_metrics import scrape, total
+    from tests.helpers.prometheus import scrape, total
 
     def resends() -> float:
         return total(scrape(service.metrics_url), "ray_voicegraph_replica_fault_resends_total", application=APP)

@@ -7,8 +7,8 @@ import openai
 import pytest
 from ray import serve
 
-from tests.audio import decode, ffmpeg_decode, wav_bytes
-from tests.conftest import service_chunks
+from tests.helpers.audio import decode, ffmpeg_decode, wav_bytes
+from tests.helpers.texts import service_chunks
 from voicegraph.engines.espeak import EspeakEngine
 
 pytestmark = pytest.mark.integration

@@ -5,8 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import service_chunks
-from tests.integration.test_tts_api import long_text
+from tests.helpers.texts import long_text, service_chunks
 from voicegraph.engines.espeak import EspeakEngine
 
 pytestmark = pytest.mark.integration

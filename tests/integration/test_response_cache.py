@@ -2,18 +2,13 @@
 
 import base64
 import json
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from tests.audio import decode
-from tests.integration.test_tts_api import parse_cues
-from voicegraph.engines import Sampling
-from voicegraph.engines.espeak import EspeakEngine
-from voicegraph.storage.layout import response_cache_keys
-from voicegraph.storage.response_cache import cache_key
+from tests.helpers.audio import decode
+from tests.helpers.captions import parse_cues
+from tests.helpers.response_cache import cached
 
 pytestmark = pytest.mark.integration
 
@@ -24,36 +19,6 @@ def unique_text() -> str:
     # Words, not digits: normalisation would spell digits out anyway.
     tag = " ".join(_WORDS[int(c, 16)] for c in uuid.uuid4().hex[:10])
     return f"The cache test says {tag}. A second sentence gives the captions two cues!"
-
-
-def entry(service, text: str, fmt: str = "wav") -> tuple[Path, Path]:
-    """Where the service keeps the default voice's answer to `text`."""
-    info = EspeakEngine().info()
-    digest = cache_key(
-        text=text,
-        normalize=True,
-        voice="default",
-        language="en-us",
-        speed=1.0,
-        format_name=fmt,
-        sampling=Sampling(),
-        engine=info.engine,
-        model=info.model,
-        chunk_chars=info.chunk_chars_for("en-us"),
-        settings=service.settings,
-    )
-    audio, sidecar = response_cache_keys(digest, fmt)
-    return service.storage_root / audio, service.storage_root / sidecar
-
-
-def cached(service, text: str, fmt: str = "wav") -> tuple[Path, Path]:
-    """The entry, once its background write has finished (sidecar last)."""
-    audio, sidecar = entry(service, text, fmt)
-    deadline = time.monotonic() + 30
-    while not sidecar.is_file():
-        assert time.monotonic() < deadline, "the entry was never written"
-        time.sleep(0.05)
-    return audio, sidecar
 
 
 def counts(client) -> dict:

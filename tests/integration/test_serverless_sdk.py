@@ -9,9 +9,9 @@ import sys
 import httpx
 import pytest
 
-from tests.audio import decode
+from tests.helpers.audio import decode
+from tests.helpers.texts import long_text
 from tests.integration.conftest import SERVERLESS_KEY
-from tests.integration.test_tts_api import long_text
 
 pytestmark = pytest.mark.integration
 

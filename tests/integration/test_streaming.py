@@ -7,8 +7,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.audio import decode, ffmpeg_decode
-from tests.integration.test_tts_api import long_text
+from tests.helpers.audio import decode, ffmpeg_decode
+from tests.helpers.texts import long_text
 
 pytestmark = pytest.mark.integration
 

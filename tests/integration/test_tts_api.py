@@ -10,27 +10,15 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.audio import decode, ffmpeg_decode, median_f0, speech_seconds
-from tests.conftest import service_chunks
+from tests.helpers.audio import decode, ffmpeg_decode, median_f0, speech_seconds
+from tests.helpers.captions import CAPTIONED, parse_cues
+from tests.helpers.texts import long_text, service_chunks
 from voicegraph.engines.espeak import EspeakEngine
 from voicegraph.text.chunking import normalize_text
 
 pytestmark = pytest.mark.integration
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."
-
-
-def long_text(characters: int, start: int = 0) -> str:
-    """Sentences of varied length, so chunk durations differ and order shows.
-
-    Another `start` (the first sentence's number) is another text: a test that
-    needs real synthesis must not repeat one the response cache already holds.
-    """
-    sentences, i = [], start
-    while sum(len(s) + 1 for s in sentences) < characters:
-        sentences.append(" ".join(["word"] * (3 + i % 11)) + f" number {i}.")
-        i += 1
-    return " ".join(sentences)[:characters].rstrip(" ")
 
 
 def test_wav_is_speech_of_plausible_length(client):
@@ -231,12 +219,6 @@ def test_text_is_normalised_before_it_is_spoken(client, written, spoken):
     assert seconds({"text": written, "normalize": False}) != pytest.approx(as_spoken, abs=0.06)
 
 
-CAPTIONED = (
-    "The first sentence is short. The second one is a good deal longer than the first one was! "
-    "Is the third a question? " * 12
-)
-
-
 @pytest.mark.parametrize("fmt", ["json", "vtt", "srt"])
 def test_captions_line_up_with_the_audio(client, fmt):
     response = client.post("/v1/tts", json={"text": CAPTIONED, "captions": fmt, "format": "wav"})
@@ -260,23 +242,6 @@ def test_captions_line_up_with_the_audio(client, fmt):
     assert all(a[1] <= b[0] for a, b in zip(cues, cues[1:]))  # ordered, never overlapping
     # Longer sentences get more time.
     assert cues[1][1] - cues[1][0] > 1.5 * (cues[0][1] - cues[0][0])
-
-
-def parse_cues(document: str, mark: str) -> list[tuple[float, float, str]]:
-    def seconds(stamp: str) -> float:
-        hours, minutes, rest = stamp.split(":")
-        whole, millis = rest.split(mark)
-        return int(hours) * 3600 + int(minutes) * 60 + int(whole) + int(millis) / 1000
-
-    cues = []
-    for block in document.strip().split("\n\n"):
-        lines = block.splitlines()
-        timing = next((i for i, line in enumerate(lines) if "-->" in line), None)
-        if timing is None:
-            continue  # the WEBVTT header
-        start, end = lines[timing].split(" --> ")
-        cues.append((seconds(start), seconds(end), " ".join(lines[timing + 1:])))
-    return cues
 
 
 def test_saved_speech_carries_captions(client, service):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.audio import decode, encode_audio, median_f0, wav_bytes
+from tests.helpers.audio import decode, encode_audio, median_f0, wav_bytes
 from voicegraph.engines.espeak import EspeakEngine
 
 pytestmark = pytest.mark.integration

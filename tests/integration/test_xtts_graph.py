@@ -4,8 +4,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.audio import decode
-from tests.conftest import service_chunks
+from tests.helpers.audio import decode
+from tests.helpers.texts import service_chunks
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def test_sampling_out_of_bounds_is_a_422(xtts, sampling, field):
 
 
 def test_clone_speak_and_manage_a_voice_on_xtts(xtts, client, xtts_service, service):
-    from tests.audio import wav_bytes
+    from tests.helpers.audio import wav_bytes
     from voicegraph.engines.espeak import EspeakEngine
 
     reading = "This is a recording of my speaking voice. I read a few plain sentences, slowly and clearly."

@@ -13,8 +13,7 @@ from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import local_serve
-from tests.integration.conftest import Service
+from tests.helpers.local_serve import Service, local_serve
 from voicegraph.access.keys import hash_key
 from voicegraph.core.settings import Settings
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from selenium.webdriver.common.keys import Keys
 
-from tests.audio import decode
+from tests.helpers.audio import decode
 from tests.ui.conftest import API_KEY, Page
 
 SENTENCES = [

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tests.audio import CODECS, encode_audio, wav_bytes
+from tests.helpers.audio import CODECS, encode_audio, wav_bytes
 from voicegraph.audio.reference import (
     ANALYSIS_RATE,
     Reference,

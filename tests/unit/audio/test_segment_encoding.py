@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.audio import ffmpeg_decode
+from tests.helpers.audio import ffmpeg_decode
 from voicegraph.audio.stitching import (
     AudioStitcher,
     Framing,

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.audio import decode, median_f0
+from tests.helpers.audio import decode, median_f0
 from voicegraph.audio.dsp import loudness_gain, scaled
 from voicegraph.audio.formats import AUDIO_FORMATS, audio_format
 from voicegraph.audio.stitching import AudioStitcher, join_chunks

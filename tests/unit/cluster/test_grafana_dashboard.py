@@ -2,22 +2,9 @@
 the catalogue, Serve's as test_metrics.py finds them in a real scrape."""
 
 import json
-import re
-from pathlib import Path
 
+from tests.helpers.grafana_dashboard import DASHBOARD, SERIES, dashboard_series, expressions
 from voicegraph.core.metrics import CATALOGUE
-
-DASHBOARD = Path(__file__).resolve().parents[3] / "cluster" / "grafana-dashboard.json"
-SERIES = re.compile(r"\bray_[a-z0-9_]+\b")
-
-
-def expressions() -> list[str]:
-    dashboard = json.loads(DASHBOARD.read_text())
-    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
-
-
-def dashboard_series() -> set[str]:
-    return {name for expr in expressions() for name in SERIES.findall(expr)}
 
 
 def test_every_panel_has_a_title_and_queries():

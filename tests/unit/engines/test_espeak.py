@@ -3,7 +3,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from tests.audio import median_f0, speech_seconds
+from tests.helpers.audio import median_f0, speech_seconds
 from voicegraph.core.errors import UnknownVoiceError, UnsupportedLanguageError
 from voicegraph.engines.espeak import PRESETS, EspeakEngine
 

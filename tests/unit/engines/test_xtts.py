@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import tiny_xtts_settings
+from tests.helpers.xtts import tiny_xtts_settings
 from voicegraph.core.errors import ReplicaFaultError, UnknownVoiceError, UnsupportedLanguageError
 from voicegraph.engines.base import Sampling
 from voicegraph.engines.chunk_synthesizer import ChunkSynthesizer

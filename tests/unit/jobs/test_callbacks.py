@@ -8,7 +8,7 @@ import threading
 import pytest
 from pydantic import ValidationError
 
-from tests.callback_receiver import CallbackReceiver
+from tests.helpers.callback_receiver import CallbackReceiver
 from voicegraph.jobs.callbacks import (
     ATTEMPT_HEADER,
     EVENT_HEADER,

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import free_port
+from tests.helpers.ports import free_port
 from voicegraph.core.errors import PayloadTooLargeError, UrlRefusedError, UrlUnreachableError
 from voicegraph.net.safe_fetch import AllowList, PostResult, check_url, fetch, post
 

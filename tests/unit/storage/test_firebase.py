@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.conftest import free_port
+from tests.helpers.ports import free_port
 from voicegraph.core.settings import FirebaseSettings
 from voicegraph.storage.firebase import BucketUnavailable, FirebaseStorage, open_bucket
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.callback_receiver import CallbackReceiver
+from tests.helpers.callback_receiver import CallbackReceiver
 from voicegraph.audio.stitching import StitchedAudio
 from voicegraph.core.settings import Settings
 from voicegraph.jobs.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify

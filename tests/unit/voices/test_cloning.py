@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from tests.audio import decode, wav_bytes
+from tests.helpers.audio import decode, wav_bytes
 from tests.unit.voices.local_graph import LocalSynthesizerCalls
 from voicegraph.core.errors import AudioTooShortError, InvalidAudioError, PayloadTooLargeError
 from voicegraph.core.settings import Settings

@@ -12,7 +12,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from tests.audio import decode, wav_bytes
+from tests.helpers.audio import decode, wav_bytes
 from tests.unit.voices.local_graph import LocalStorageCalls, LocalSynthesizerCalls
 from voicegraph.core.errors import (
     BuiltinVoiceError,

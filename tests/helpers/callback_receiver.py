@@ -11,7 +11,7 @@ from typing import Any, Self
 
 import httpx
 
-from tests.conftest import free_port
+from tests.helpers.ports import free_port
 from voicegraph.jobs.callbacks import IDEMPOTENCY_HEADER
 
 
