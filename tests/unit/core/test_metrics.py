@@ -33,8 +33,13 @@ def test_an_unknown_name_fails():
         metrics.count("voicegraph_no_such_metric")
 
 
-def test_without_a_sink_records_are_dropped():
+def test_without_a_sink_records_are_dropped(recorded_metrics):
+    metrics.install(None)
     metrics.count("voicegraph_replica_fault_resends")
+    # Dropped, not kept back for the next sink: it gets only what comes after it.
+    metrics.install(recorded_metrics)
+    metrics.count("voicegraph_replica_fault_resends", 2)
+    assert recorded_metrics.records == [("voicegraph_replica_fault_resends", 2, {})]
 
 
 def test_catalogue_names_are_prefixed_and_histograms_have_sorted_buckets():

@@ -1,5 +1,10 @@
 """The response cache's key: every input that shapes the audio is in it, nothing else."""
 
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -110,10 +115,37 @@ def test_a_preset_named_like_a_fingerprint_is_not_a_clone():
     assert voice_fingerprint(voice_fingerprint(clone())) != voice_fingerprint(clone())
 
 
-def test_keys_are_sha256_under_tts_cache():
+def test_keys_are_sha256_hex_under_tts_cache():
     digest = key()
-    assert len(digest) == 64 and int(digest, 16) >= 0
+    # Lowercase hex only: the key is a file name in the bucket and on disk.
+    assert re.fullmatch(r"[0-9a-f]{64}", digest), digest
     assert response_cache_keys(digest, "mp3") == (f"tts_cache/{digest}.mp3", f"tts_cache/{digest}.json")
+
+
+# Two voices, so the key holds a mapping whose order must not matter.
+XTTS = {"voice_clips": {"narrator": ["a.wav", "b.wav"], "deep": ["c.wav"]}}
+# key(text="Hello there.", engine="xtts", model="tiny", settings=Settings(xtts=XTTS)), in a new interpreter.
+KEY_IN_A_NEW_PROCESS = """
+from voicegraph.core.settings import Settings
+from voicegraph.engines.base import Sampling
+from voicegraph.storage.response_cache import cache_key
+
+print(cache_key(text="Hello there.", normalize=True, voice="default", language="en-us", speed=1.0,
+                format_name="mp3", sampling=Sampling(), engine="xtts", model="tiny", chunk_chars=400,
+                settings=Settings(xtts={xtts!r})))
+"""
+
+
+def test_a_key_is_the_same_in_every_process():
+    """Every replica, and the service after a restart, finds what another wrote:
+    nothing salted per process (str hashes, set order) is in a key."""
+    keys = {
+        subprocess.run([sys.executable, "-c", KEY_IN_A_NEW_PROCESS.format(xtts=XTTS)],
+                       env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True
+                       ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert keys == {key(text="Hello there.", engine="xtts", model="tiny", settings=Settings(xtts=XTTS))}
 
 
 AUDIO = StitchedAudio(
