@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.helpers.local_serve import replicas
 from tests.helpers.texts import long_text, service_chunks
 from voicegraph.engines.espeak import EspeakEngine
 
@@ -12,13 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 def synthesizer_replicas() -> set[str]:
-    import ray
-
-    return {
-        actor["name"]
-        for actor in ray.util.list_named_actors(all_namespaces=True)
-        if "voicegraph#Synthesizer#" in actor["name"]
-    }
+    return set(replicas("Synthesizer"))
 
 
 def running_synthesizers() -> int:
