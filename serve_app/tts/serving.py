@@ -22,7 +22,7 @@ from ray.serve.exceptions import BackPressureError
 from serve_app.tts.protocol import SpeechParams
 from voicegraph.audio.dsp import ms_to_samples
 from voicegraph.audio.formats import audio_format
-from voicegraph.audio.stitching import AudioStitcher, StitchedAudio
+from voicegraph.audio.stitching import StitchedAudio, Stitcher
 from voicegraph.audio.streaming import stream_piece
 from voicegraph.core import metrics
 from voicegraph.core.errors import (
@@ -81,7 +81,7 @@ class TTSServing:
         self._stitcher = stitcher
         self._storage = storage
         self._profiles = profiles
-        self._audio = AudioStitcher(settings)  # plans and joins; the Stitcher encodes
+        self._audio = Stitcher(settings)  # plans and joins; the Stitcher encodes
         self._engine_info: EngineInfo | None = None
         # What this replica has under way, for /health and load tests.
         self.chunks_in_flight = 0

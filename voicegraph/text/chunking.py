@@ -1,7 +1,7 @@
 """Text → ordered chunks an engine can speak in one call.
 
 Pure functions: normalise, split sentences, pack. The invariant the tests hold us to: for any text whose
-words fit the limit, `" ".join(chunk_text(text, n)) == normalize_text(text)`;
+words fit the limit, `" ".join(chunk_text(text, n)) == clean_text(text)`;
 nothing is lost, duplicated or reordered, and no chunk is longer than `n`.
 """
 
@@ -12,7 +12,7 @@ import re
 import unicodedata
 
 from voicegraph.core.errors import EmptyTextError, InvalidTextError, TextTooLongError
-from voicegraph.text.normalization import normalize_for_speech
+from voicegraph.text.spelling import spell_out
 
 _WHITESPACE = re.compile(r"\s+")
 # A clause ends at , ; : or a dash/closing bracket, followed by a space.
@@ -41,7 +41,7 @@ _PUNKT_LANGUAGES = {
 }
 
 
-def normalize_text(text: str) -> str:
+def clean_text(text: str) -> str:
     """NFC, control characters removed, whitespace runs collapsed; nothing else."""
     text = unicodedata.normalize("NFC", text)
     text = "".join(
@@ -132,7 +132,7 @@ def chunk_text(
     if max_chars < 1:
         raise ValueError("max_chars must be positive")
     pieces: list[str] = []
-    for sentence in split_sentences(normalize_text(text), language):
+    for sentence in split_sentences(clean_text(text), language):
         pieces.extend(split_long_sentence(sentence, max_chars))
     if not first_chunk_chars or first_chunk_chars >= max_chars or not pieces:
         return _pack(pieces, max_chars)
@@ -177,7 +177,7 @@ def check_unicode(value: str, field: str) -> str:
 def check_text(text: str, max_text_chars: int) -> str:
     """The normalised text, or a 4xx error a person can act on."""
     check_unicode(text, "text")
-    normalized = normalize_text(text)
+    normalized = clean_text(text)
     if not normalized:
         raise EmptyTextError("text is empty: send at least one word to speak")
     if len(normalized) > max_text_chars:
@@ -193,5 +193,5 @@ def speakable_chunks(
 ) -> list[str]:
     # Normalised first, so "Dr. Smith" or "$3.50" is never split at its period.
     if normalize:
-        text = normalize_for_speech(text, language)
+        text = spell_out(text, language)
     return chunk_text(text, max_chars, language, first_chunk_chars)

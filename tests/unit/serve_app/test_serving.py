@@ -235,11 +235,11 @@ class Storage:
 
 
 def cached_serving(storage, **cache):
-    from voicegraph.audio.stitching import AudioStitcher
+    from voicegraph.audio.stitching import Stitcher
     from voicegraph.engines.base import EngineInfo, VoiceInfo
 
     settings = Settings(response_cache=cache, pause_ms=0, fade_ms=0)
-    stitcher = AudioStitcher(settings)
+    stitcher = Stitcher(settings)
     tts = TTSServing(
         settings,
         Chunker(["Hello.", "How are you?"]),

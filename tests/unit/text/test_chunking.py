@@ -6,7 +6,7 @@ from voicegraph.core.errors import EmptyTextError, InvalidTextError, TextTooLong
 from voicegraph.text.chunking import (
     check_text,
     chunk_text,
-    normalize_text,
+    clean_text,
     split_head,
     split_long_sentence,
     split_sentences,
@@ -28,7 +28,7 @@ from voicegraph.text.chunking import (
     ],
 )
 def test_normalize_text(raw, expected):
-    assert normalize_text(raw) == expected
+    assert clean_text(raw) == expected
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_xtts_sized_chunks_of_a_long_text():
     text = " ".join(f"Sentence number {i} talks about item {i}, at length." for i in range(200))
     chunks = chunk_text(text, 250)
     assert all(len(chunk) <= 250 for chunk in chunks)
-    assert " ".join(chunks) == normalize_text(text)
+    assert " ".join(chunks) == clean_text(text)
     assert len(chunks) > len(text) // 250
 
 
@@ -99,7 +99,7 @@ texts = st.lists(st.tuples(words, separators), max_size=80).map(
 @settings(max_examples=300, deadline=None)
 @given(texts, st.integers(min_value=20, max_value=300))
 def test_chunks_keep_every_word_in_order(text, limit):
-    normalized = normalize_text(text)
+    normalized = clean_text(text)
     chunks = chunk_text(text, limit)
     assert all(0 < len(chunk) <= limit for chunk in chunks)
     if all(len(word) <= limit for word in normalized.split(" ")):
@@ -114,7 +114,7 @@ def test_chunks_keep_every_word_in_order(text, limit):
 def test_chunking_any_unicode_never_raises_and_respects_the_limit(text, limit):
     chunks = chunk_text(text, limit)
     assert all(0 < len(chunk) <= limit for chunk in chunks)
-    assert "".join(chunks).replace(" ", "") == normalize_text(text).replace(" ", "")
+    assert "".join(chunks).replace(" ", "") == clean_text(text).replace(" ", "")
 
 
 @pytest.mark.parametrize(
@@ -151,14 +151,14 @@ LONG = "The first sentence is short. " + "Then comes a much longer sentence, wit
 def test_the_first_chunk_is_short(text, max_chars, first, expected_first):
     chunks = chunk_text(text, max_chars, first_chunk_chars=first)
     assert chunks[0] == expected_first
-    assert " ".join(chunks) == normalize_text(text)
+    assert " ".join(chunks) == clean_text(text)
     assert all(len(chunk) <= max_chars for chunk in chunks[1:])
 
 
 @settings(max_examples=300, deadline=None)
 @given(texts, st.integers(min_value=40, max_value=300), st.integers(min_value=20, max_value=300))
 def test_a_short_first_chunk_keeps_every_word_in_order(text, limit, first):
-    normalized = normalize_text(text)
+    normalized = clean_text(text)
     chunks = chunk_text(text, limit, first_chunk_chars=first)
     assert all(0 < len(chunk) <= limit for chunk in chunks)
     assert not chunks or len(chunks[0]) <= min(first, limit) or len(chunks[0].split(" ")) == 1
@@ -190,7 +190,7 @@ def test_split_head(text, head_chars, expected_head):
 @settings(max_examples=300, deadline=None)
 @given(texts, st.integers(min_value=1, max_value=300))
 def test_split_head_loses_nothing(text, head_chars):
-    text = normalize_text(text)
+    text = clean_text(text)
     head, tail = split_head(text, head_chars)
     assert (f"{head} {tail}" if tail else head) == text
     assert head or not text
