@@ -1,9 +1,9 @@
 """Text → text an engine can read aloud: numbers, dates, symbols as words.
 
-Runs before chunking so every engine says "$3.50" or "Dr." the same way, and
-the chunker never splits "3.50" or "Dr. Smith" at a period. Pure functions, no
-Ray. English gets every rule; any other language only has its numbers spelt
-out, by num2words, where num2words knows the language.
+Runs on each sentence the chunker found, before it packs them, so every
+engine says "$3.50" or "Dr." the same way. Pure functions, no Ray. English
+gets every rule; any other language only has its numbers spelt out, by
+num2words, where num2words knows the language.
 
 English style, chosen once so that output is predictable:
 - number words are num2words' "en" ones: "one hundred and first".

@@ -8,6 +8,7 @@ import pytest
 from serve_app.tts.serving import SpeechJob, TTSServing
 from voicegraph.core.errors import OverloadedError, ReplicaFaultError
 from voicegraph.core.settings import Settings
+from voicegraph.text.chunking import Chunk
 
 
 class Response:
@@ -124,7 +125,7 @@ class GatedSynthesizer:
 
 class Chunker:
     def __init__(self, chunks):
-        self.chunks = chunks
+        self.chunks = [Chunk((chunk,)) for chunk in chunks]
         outer = self
 
         class _Method:
@@ -387,11 +388,11 @@ class RecordingChunker:
         outer = self
 
         class _Method:
-            def remote(self, text, max_chars, language, normalize, first_chunk_chars=None):
+            def remote(self, run, max_chars, language, normalize, first_chunk_chars=None):
                 from voicegraph.text.chunking import speakable_chunks
 
-                outer.asked.append((text, first_chunk_chars))
-                return Response(speakable_chunks(text, max_chars, language, normalize, first_chunk_chars))
+                outer.asked.append((run, first_chunk_chars))
+                return Response(speakable_chunks(run, max_chars, language, normalize, first_chunk_chars))
 
         self.chunk = _Method()
 
@@ -413,7 +414,8 @@ def test_a_long_text_streams_its_first_chunk_before_the_rest_is_chunked():
             await asyncio.sleep(0)
         # The first chunk, alone, from the text's head only.
         assert [r.chunk for r in synthesizer.started] == ["A first sentence."]
-        assert len(chunker.asked) == 1 and len(chunker.asked[0][0]) <= 400 and chunker.asked[0][1] == 50
+        head, first_chunk_chars = chunker.asked[0]
+        assert len(chunker.asked) == 1 and len(" ".join((*head.sentences, head.unsplit))) <= 400 and first_chunk_chars == 50
         synthesizer.started[0].release.set()
         received = [len(await first)]
         # Only now is the rest of the text chunked.
@@ -424,8 +426,8 @@ def test_a_long_text_streams_its_first_chunk_before_the_rest_is_chunked():
 
     streamed = asyncio.run(run())
     chunks = asyncio.run(tts.chunks(job))
-    assert streamed == [len(chunk) for chunk in chunks]  # the same chunks, in the same order
-    assert " ".join(chunks) == job.text
+    assert streamed == [len(chunk.text) for chunk in chunks]  # the same chunks, in the same order
+    assert " ".join(chunk.text for chunk in chunks) == job.text
     assert synthesizer.peak <= 3
 
 
@@ -451,7 +453,7 @@ def test_a_head_that_makes_no_chunks_still_streams_the_rest():
         """Whatever the head normalises to nothing (emoji only, say): no chunks."""
 
         def __init__(self):
-            self.answers = [[], ["Then real words.", "And more of them."]]
+            self.answers = [[], [Chunk(("Then real words.",)), Chunk(("And more of them.",))]]
             outer = self
 
             class _Method:
