@@ -117,12 +117,12 @@ def _pack(pieces: Sequence[str], max_chars: int) -> list[range]:
     """Greedily group consecutive pieces into runs whose space-joined length is
     at most max_chars (a longer piece alone); the runs as index ranges."""
     runs: list[range] = []
-    start, length = 0, -1
+    start = length = 0
     for index, piece in enumerate(pieces):
         if index > start and length + 1 + len(piece) > max_chars:
             runs.append(range(start, index))
-            start, length = index, -1
-        length += 1 + len(piece)
+            start = index
+        length = len(piece) if index == start else length + 1 + len(piece)
     if pieces:
         runs.append(range(start, len(pieces)))
     return runs
