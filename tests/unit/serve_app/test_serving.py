@@ -271,6 +271,9 @@ def test_an_identical_request_is_served_from_the_cache():
     first, second, progress = speak_twice(tts)
     assert (first.cache_hit, second.cache_hit) == (False, True)
     assert second.audio == first.audio and second.chunks == first.chunks == ("Hello.", "How are you?")
+    # A hit keeps the chunks' text only; its captions split it, to the same cues.
+    assert first.sentences == (("Hello.",), ("How are you?",)) and second.sentences is None
+    assert tts.captions(second, "json") == tts.captions(first, "json")
     assert len(tts._synthesizer.synthesize.calls) == 2  # the first request's two chunks only
     assert (tts.cache_hits, tts.cache_misses) == (1, 1)
     assert progress[-1] == (2, 2)  # a hit shows a finished job
