@@ -10,7 +10,7 @@ from ray.serve.handle import DeploymentHandle
 class AsyncCalls:
     """`await calls.method(*args)` runs `await handle.method.remote(*args)`.
 
-    The cores under the deployments (VoiceLibrary, ReferenceCloner) take any
+    The cores under the deployments (VoiceProfiles, VoiceCloner) take any
     object with those async methods: in a deployment this wraps a handle to
     another deployment; in unit tests a local object stands in its place.
     """

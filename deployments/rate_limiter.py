@@ -11,14 +11,14 @@ import time
 
 from ray import serve
 
-from voicegraph.access.rate_limit import Admission, RateLimits
+from voicegraph.access import rate_limit
 from voicegraph.core.settings import ApiKey, Settings
 
 
 @serve.deployment(name="RateLimiter", num_replicas=1, max_ongoing_requests=1000, ray_actor_options={"num_cpus": 0.05})
 class RateLimiter:
     def __init__(self, settings: Settings):
-        self._limits = RateLimits(settings.auth)
+        self._limits = rate_limit.RateLimiter(settings.auth)
 
-    def admit(self, key: ApiKey, requests: int, characters: int) -> Admission:
+    def admit(self, key: ApiKey, requests: int, characters: int) -> rate_limit.Admission:
         return self._limits.admit(key, requests, characters, time.monotonic())

@@ -11,8 +11,7 @@ from ray import serve
 from deployments.metrics import install_serve_metrics
 from voicegraph.audio.dsp import as_int16
 from voicegraph.core.settings import Settings
-from voicegraph.engines import ClonedVoice, EngineInfo, Sampling, Voice, build_engine
-from voicegraph.engines.chunk_synthesizer import ChunkSynthesizer
+from voicegraph.engines import ClonedVoice, EngineInfo, Sampling, Voice, build_engine, synthesizer
 
 
 @serve.deployment(name="Synthesizer")
@@ -21,7 +20,7 @@ class Synthesizer:
         install_serve_metrics()
         # Torch threads from this replica's CPU share, not from the node's cores.
         threads = max(1, int(settings.synthesizer.num_cpus))
-        self._chunks = ChunkSynthesizer(
+        self._chunks = synthesizer.Synthesizer(
             build_engine(settings, num_threads=threads),
             retries=settings.synthesizer.retries,
             backoff_s=settings.synthesizer.retry_backoff_s,

@@ -54,7 +54,7 @@ def in_process(settings: Settings, threads: int, repeats: int, sizes: list[int])
            "rtf_median": statistics.median(rtfs), "first_stream_audio_s": first_audio_s}
     long_text = " ".join([CHUNK] * 10)
     for size in sizes:
-        chunk = chunk_text(long_text, size)[0]
+        chunk = chunk_text(long_text, size)[0].text
         times = []
         for _ in range(repeats):
             started = time.perf_counter()

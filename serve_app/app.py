@@ -7,14 +7,14 @@ from typing import Any
 import ray
 from ray.serve import Application
 
-from deployments.chunker import TextChunker
-from deployments.clone import VoiceCloner
-from deployments.profile import VoiceProfiles
 from deployments.rate_limiter import RateLimiter
 from deployments.serve_env import INGRESS_ENV
 from deployments.stitcher import Stitcher
 from deployments.storage import StorageActor
 from deployments.synthesizer import Synthesizer
+from deployments.text_chunker import TextChunker
+from deployments.voice_cloner import VoiceCloner
+from deployments.voice_profiles import VoiceProfiles
 from serve_app.ingress import Ingress
 from voicegraph.core.settings import ReplicaSettings, Settings, SynthesizerSettings
 

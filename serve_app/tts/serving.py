@@ -22,7 +22,7 @@ from ray.serve.exceptions import BackPressureError
 from serve_app.tts.protocol import SpeechParams
 from voicegraph.audio.dsp import ms_to_samples
 from voicegraph.audio.formats import audio_format
-from voicegraph.audio.stitching import AudioStitcher, StitchedAudio
+from voicegraph.audio.stitching import StitchedAudio, Stitcher
 from voicegraph.audio.streaming import stream_piece
 from voicegraph.core import metrics
 from voicegraph.core.errors import (
@@ -41,7 +41,7 @@ from voicegraph.engines.base import check_compatible, cloning_unsupported, resol
 from voicegraph.storage.layout import StoredObject, response_cache_keys
 from voicegraph.storage.response_cache import cache_key, from_sidecar, sidecar
 from voicegraph.text.captions import CaptionFormat, caption_chunks, render
-from voicegraph.text.chunking import check_text, split_head
+from voicegraph.text.chunking import Chunk, check_text, split_head, split_sentences
 
 logger = logging.getLogger("ray.serve")
 
@@ -71,6 +71,9 @@ class Speech:
     audio: StitchedAudio
     chunks: tuple[str, ...]
     cache_hit: bool | None = None  # None: the response cache is off
+    # Each chunk's sentences, for captions; None when read from the response
+    # cache, which keeps the chunks' text only.
+    sentences: tuple[tuple[str, ...], ...] | None = None
 
 
 class TTSServing:
@@ -81,7 +84,7 @@ class TTSServing:
         self._stitcher = stitcher
         self._storage = storage
         self._profiles = profiles
-        self._audio = AudioStitcher(settings)  # plans and joins; the Stitcher encodes
+        self._audio = Stitcher(settings)  # plans and joins; the Stitcher encodes
         self._engine_info: EngineInfo | None = None
         # What this replica has under way, for /health and load tests.
         self.chunks_in_flight = 0
@@ -157,14 +160,14 @@ class TTSServing:
     def _chunk_chars(self, info: EngineInfo, language: str) -> int:
         return self.settings.chunk_chars or info.chunk_chars_for(language)
 
-    async def chunks(self, job: SpeechJob) -> list[str]:
+    async def chunks(self, job: SpeechJob) -> list[Chunk]:
         head, rest = await self._chunk_head(job)
         tail = rest() if rest else None  # both under way at once
         return [*await head, *(await tail if tail else [])]
 
     async def _chunk_head(
         self, job: SpeechJob
-    ) -> tuple[Awaitable[list[str]], Callable[[], Awaitable[list[str]]] | None]:
+    ) -> tuple[Awaitable[list[Chunk]], Callable[[], Awaitable[list[Chunk]]] | None]:
         """The chunker's answer for the text's head, under way, and a call
         that asks for the rest's (None: the head is all): however long the
         text, its first chunks come back as fast as a short text's."""
@@ -173,7 +176,7 @@ class TTSServing:
         head, tail = split_head(job.text, max_chars, job.language)
         chunk = self._chunker.chunk.remote
         head_chunks = chunk(head, max_chars, job.language, job.normalize, self.settings.first_chunk_chars)
-        if not tail:
+        if tail is None:
             return head_chunks, None
         return head_chunks, lambda: chunk(tail, max_chars, job.language, job.normalize)
 
@@ -284,7 +287,7 @@ class TTSServing:
             self._admit(len(chunks))
         if progress is not None:
             progress(0, len(chunks))
-        tasks = [asyncio.ensure_future(counted(chunk)) for chunk in chunks]
+        tasks = [asyncio.ensure_future(counted(chunk.text)) for chunk in chunks]
         try:
             parts: list[np.ndarray] = await asyncio.gather(*tasks)
         except BaseException:
@@ -293,7 +296,12 @@ class TTSServing:
                 task.cancel()
             raise
         audio = await self._stitch(parts, info.sample_rate_for(job.voice), job.format)
-        return Speech(job=job, audio=audio, chunks=tuple(chunks))
+        return Speech(
+            job=job,
+            audio=audio,
+            chunks=tuple(chunk.text for chunk in chunks),
+            sentences=tuple(chunk.sentences for chunk in chunks),
+        )
 
     async def _stitch(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> StitchedAudio:
         """One file from the parts. WAV and PCM are joined here: scaling int16
@@ -344,7 +352,7 @@ class TTSServing:
                 waiting.extend(rest.result())
                 rest = None
             while len(ahead) < limit and waiting:
-                ahead.append(asyncio.ensure_future(self._synthesize_chunk(waiting.popleft(), job)))
+                ahead.append(asyncio.ensure_future(self._synthesize_chunk(waiting.popleft().text, job)))
 
         self.open_streams += 1
         try:
@@ -433,9 +441,10 @@ class TTSServing:
         join_chunks put between them (whole samples, as it cuts it)."""
         audio = speech.audio
         pause_s = ms_to_samples(audio.sample_rate, self.settings.pause_ms) / audio.sample_rate
-        captions = caption_chunks(
-            list(speech.chunks), list(audio.chunk_durations_s), pause_s, speech.job.language
-        )
+        sentences = speech.sentences
+        if sentences is None:
+            sentences = tuple(split_sentences(chunk, speech.job.language) for chunk in speech.chunks)
+        captions = caption_chunks(sentences, list(audio.chunk_durations_s), pause_s)
         return render(captions, fmt)[0]
 
     async def save(self, speech: Speech) -> StoredObject:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Request, Response, Upl
 from serve_app.error_schemas import BODY, GRAPH, LOOKUP, error_responses
 from serve_app.voices.protocol import Voice, VoiceList
 from serve_app.voices.serving import VoicesServing
-from voicegraph.voices.library import MAX_VOICE_ID_CHARS, VOICE_ID_PATTERN
+from voicegraph.voices.profiles import MAX_VOICE_ID_CHARS, VOICE_ID_PATTERN
 
 router = APIRouter(tags=["voices"])
 

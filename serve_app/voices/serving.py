@@ -11,7 +11,7 @@ from voicegraph.core.errors import BuiltinVoiceError, NotFoundError
 from voicegraph.engines import EngineInfo, VoiceInfo
 from voicegraph.engines.base import cloning_unsupported, resolve_language
 from voicegraph.voices.cloning import ClonedReference, check_reference_bytes
-from voicegraph.voices.library import VoiceRecord, voice_exists, voice_id_for
+from voicegraph.voices.profiles import VoiceRecord, voice_exists, voice_id_for
 
 
 def preset_voice(preset: VoiceInfo, info: EngineInfo) -> Voice:

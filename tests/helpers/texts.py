@@ -21,6 +21,7 @@ def service_chunks(text: str, max_chars: int, language: str = "en-us") -> list[s
     from voicegraph.text.chunking import check_text, speakable_chunks, split_head
 
     first_chunk_chars = Settings().first_chunk_chars
-    head, tail = split_head(check_text(text, len(text) + 1), max_chars, language)
+    head, rest = split_head(check_text(text, len(text) + 1), max_chars, language)
     chunks = speakable_chunks(head, max_chars, language, True, first_chunk_chars)
-    return chunks + (speakable_chunks(tail, max_chars, language, True) if tail else [])
+    chunks += speakable_chunks(rest, max_chars, language, True) if rest else []
+    return [chunk.text for chunk in chunks]

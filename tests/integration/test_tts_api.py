@@ -14,7 +14,7 @@ from tests.helpers.audio import decode, ffmpeg_decode, median_f0, speech_seconds
 from tests.helpers.captions import CAPTIONED, parse_cues
 from tests.helpers.texts import long_text, service_chunks
 from voicegraph.engines.espeak import EspeakEngine
-from voicegraph.text.chunking import normalize_text
+from voicegraph.text.chunking import clean_text
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def test_wav_is_speech_of_plausible_length(client):
 
 def test_long_text_is_one_file_as_long_as_its_chunks(client, service):
     text = long_text(13_000)
-    assert len(normalize_text(text)) == 13_000
+    assert len(clean_text(text)) == 13_000
     response = client.post("/v1/tts", json={"text": text, "save": True})
     assert response.status_code == 200, response.text
     saved = response.json()

@@ -59,7 +59,7 @@ class Admission:
     exceeded: str | None = None
 
 
-class RateLimits:
+class RateLimiter:
     """Every key's two buckets. A request is admitted only when both have room,
     and then takes from both, so a refused request costs nothing."""
 

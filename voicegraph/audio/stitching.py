@@ -212,7 +212,7 @@ def joined_length(lengths: list[int] | tuple[int, ...], pause: int) -> int:
     return sum(lengths) + max(0, len(lengths) - 1) * pause
 
 
-class AudioStitcher:
+class Stitcher:
     """Ray-free: join, normalise and encode with the service's settings."""
 
     def __init__(self, settings: Settings):

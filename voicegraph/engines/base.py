@@ -15,12 +15,12 @@ from voicegraph.core.errors import (
     UnknownVoiceError,
     UnsupportedLanguageError,
 )
-from voicegraph.text.language import normalize_language
+from voicegraph.text.language import canonical_language
 
 
 def resolve_language(language: str, supported: Iterable[str], engine: str) -> str:
     """The supported code for `language`, or a 4xx that suggests close matches."""
-    code = normalize_language(language)
+    code = canonical_language(language)
     supported = list(supported)
     if code in supported:
         return code

@@ -32,7 +32,7 @@ from voicegraph.engines.base import (
     cloning_unsupported,
     resolve_language,
 )
-from voicegraph.text.language import normalize_language
+from voicegraph.text.language import canonical_language
 
 logger = logging.getLogger("ray.serve")
 
@@ -66,7 +66,7 @@ def read_voice_file(model: Path, config: Path, description: str = "") -> PiperVo
         name=model.name.removesuffix(".onnx"),
         model=model,
         config=config,
-        language=normalize_language(language),
+        language=canonical_language(language),
         sample_rate=int(document["audio"]["sample_rate"]),
         speakers=dict(document.get("speaker_id_map") or {}) if document.get("num_speakers", 1) > 1 else {},
         description=description or f"Piper voice {model.name.removesuffix('.onnx')}",

@@ -9,13 +9,12 @@ joined audio ends, given the real chunk durations and the real pause.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Literal
 
 from voicegraph.core.errors import UnsupportedFormatError
-from voicegraph.text.chunking import split_sentences
 
 # Added per word to its letter count. Spoken length follows syllables more than
 # spelling: "a" or "I" still takes a whole syllable, and a word boundary costs an
@@ -38,8 +37,7 @@ def speech_weight(sentence: str) -> float:
     return letters + _WORD_WEIGHT * len(sentence.split())
 
 
-def _caption_chunk(chunk: str, start_s: float, end_s: float, language: str) -> list[Caption]:
-    sentences = split_sentences(chunk, language)
+def _caption_chunk(sentences: Sequence[str], start_s: float, end_s: float) -> list[Caption]:
     weights = [speech_weight(s) for s in sentences]
     total = sum(weights)
     duration = end_s - start_s
@@ -52,9 +50,10 @@ def _caption_chunk(chunk: str, start_s: float, end_s: float, language: str) -> l
 
 
 def caption_chunks(
-    chunks: list[str], chunk_durations_s: list[float], pause_s: float, language: str = "en"
+    chunk_sentences: Sequence[Sequence[str]], chunk_durations_s: list[float], pause_s: float
 ) -> list[Caption]:
-    """Captions for chunks spoken in order, `pause_s` of silence between them.
+    """Captions for chunks spoken in order, each given as its sentences (a
+    `chunking.Chunk`'s), `pause_s` of silence between them.
 
     Pass the pause join_chunks really inserted, which is a whole number of
     samples: `int(rate * pause_ms / 1000) / rate`, not `pause_ms / 1000`.
@@ -63,9 +62,9 @@ def caption_chunks(
         raise ValueError("durations and pause must not be negative")
     captions: list[Caption] = []
     start = 0.0
-    for chunk, duration in zip(chunks, chunk_durations_s, strict=True):
+    for sentences, duration in zip(chunk_sentences, chunk_durations_s, strict=True):
         end = start + duration
-        captions.extend(_caption_chunk(chunk, start, end, language))
+        captions.extend(_caption_chunk(sentences, start, end))
         start = end + pause_s
     return captions
 

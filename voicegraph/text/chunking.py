@@ -1,8 +1,12 @@
 """Text → ordered chunks an engine can speak in one call.
 
-Pure functions: normalise, split sentences, pack. The invariant the tests hold us to: for any text whose
-words fit the limit, `" ".join(chunk_text(text, n)) == normalize_text(text)`;
+Pure functions: clean, split sentences, pack. The invariant the tests hold us to: for any text whose
+words fit the limit, `" ".join(c.text for c in chunk_text(text, n)) == clean_text(text)`;
 nothing is lost, duplicated or reordered, and no chunk is longer than `n`.
+
+A request's sentences are split once (Punkt is the costly step): the ingress
+splits its head's window, the chunker the rest, and each chunk carries its
+sentences on, to the captions.
 """
 
 from __future__ import annotations
@@ -10,9 +14,13 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import accumulate, groupby
+from operator import itemgetter
 
 from voicegraph.core.errors import EmptyTextError, InvalidTextError, TextTooLongError
-from voicegraph.text.normalization import normalize_for_speech
+from voicegraph.text.spelling import spell_out
 
 _WHITESPACE = re.compile(r"\s+")
 # A clause ends at , ; : or a dash/closing bracket, followed by a space.
@@ -41,7 +49,7 @@ _PUNKT_LANGUAGES = {
 }
 
 
-def normalize_text(text: str) -> str:
+def clean_text(text: str) -> str:
     """NFC, control characters removed, whitespace runs collapsed; nothing else."""
     text = unicodedata.normalize("NFC", text)
     text = "".join(
@@ -84,21 +92,44 @@ def split_sentences(text: str, language: str = "en") -> list[str]:
     return sentences
 
 
-def _pack(pieces: list[str], max_chars: int) -> list[str]:
-    """Greedily join space-separated pieces into runs of at most max_chars."""
-    chunks: list[str] = []
-    current = ""
-    for piece in pieces:
-        candidate = f"{current} {piece}" if current else piece
-        if len(candidate) <= max_chars:
-            current = candidate
-        else:
-            if current:
-                chunks.append(current)
-            current = piece
-    if current:
-        chunks.append(current)
-    return chunks
+@dataclass(frozen=True)
+class Chunk:
+    """What an engine speaks in one call, as the sentences (or parts of a long
+    one) it is made of: captions time those, so they need no second split."""
+
+    sentences: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+@dataclass(frozen=True)
+class TextRun:
+    """A run of a request's text for the chunker: `sentences` the ingress
+    split already (finding the head), then `unsplit`, the text after them."""
+
+    sentences: tuple[str, ...] = ()
+    unsplit: str = ""
+
+
+def _pack(pieces: Sequence[str], max_chars: int) -> list[range]:
+    """Greedily group consecutive pieces into runs whose space-joined length is
+    at most max_chars (a longer piece alone); the runs as index ranges."""
+    runs: list[range] = []
+    start = length = 0
+    for index, piece in enumerate(pieces):
+        if index > start and length + 1 + len(piece) > max_chars:
+            runs.append(range(start, index))
+            start = index
+        length = len(piece) if index == start else length + 1 + len(piece)
+    if pieces:
+        runs.append(range(start, len(pieces)))
+    return runs
+
+
+def _pack_text(pieces: list[str], max_chars: int) -> list[str]:
+    return [" ".join(pieces[index] for index in run) for run in _pack(pieces, max_chars)]
 
 
 def _split_words(text: str, max_chars: int) -> list[str]:
@@ -107,7 +138,7 @@ def _split_words(text: str, max_chars: int) -> list[str]:
         # A single "word" longer than a chunk (a pasted hash or URL) is the one
         # case where we must cut inside it; anything else would break the limit.
         words.extend(word[i : i + max_chars] for i in range(0, len(word), max_chars))
-    return _pack(words, max_chars)
+    return _pack_text(words, max_chars)
 
 
 def split_long_sentence(sentence: str, max_chars: int) -> list[str]:
@@ -120,45 +151,72 @@ def split_long_sentence(sentence: str, max_chars: int) -> list[str]:
             pieces.append(clause)
         else:
             pieces.extend(_split_words(clause, max_chars))
-    return _pack(pieces, max_chars)
+    return _pack_text(pieces, max_chars)
+
+
+# (which sentence, text): a whole sentence, or a part of a long one.
+_Piece = tuple[int, str]
+
+
+def _chunk(pieces: list[_Piece]) -> Chunk:
+    # Parts of one sentence in one chunk are one sentence again.
+    return Chunk(tuple(" ".join(text for _, text in parts) for _, parts in groupby(pieces, key=itemgetter(0))))
+
+
+def _chunks(pieces: list[_Piece], max_chars: int) -> list[Chunk]:
+    runs = _pack([text for _, text in pieces], max_chars)
+    return [_chunk([pieces[index] for index in run]) for run in runs]
+
+
+def pack_chunks(sentences: Sequence[str], max_chars: int, first_chunk_chars: int | None = None) -> list[Chunk]:
+    """Sentences → chunks of at most max_chars, in order; the first at most
+    `first_chunk_chars` (a short first chunk is a short wait for the first
+    audio), cut at a sentence end, else a clause end, else between words."""
+    if max_chars < 1:
+        raise ValueError("max_chars must be positive")
+    pieces = [(n, piece) for n, sentence in enumerate(sentences) for piece in split_long_sentence(sentence, max_chars)]
+    if not first_chunk_chars or first_chunk_chars >= max_chars or not pieces:
+        return _chunks(pieces, max_chars)
+    n, opening = pieces[0]
+    pieces[:1] = [(n, part) for part in split_long_sentence(opening, first_chunk_chars)]
+    first, *_ = _pack([text for _, text in pieces], first_chunk_chars)
+    return [_chunk(pieces[: len(first)]), *_chunks(pieces[len(first) :], max_chars)]
 
 
 def chunk_text(
     text: str, max_chars: int, language: str = "en", first_chunk_chars: int | None = None
-) -> list[str]:
-    """Normalised text → chunks of at most max_chars, in order; the first at
-    most `first_chunk_chars` (a short first chunk is a short wait for the
-    first audio), cut at a sentence end, else a clause end, else between words."""
-    if max_chars < 1:
-        raise ValueError("max_chars must be positive")
-    pieces: list[str] = []
-    for sentence in split_sentences(normalize_text(text), language):
-        pieces.extend(split_long_sentence(sentence, max_chars))
-    if not first_chunk_chars or first_chunk_chars >= max_chars or not pieces:
-        return _pack(pieces, max_chars)
-    pieces[:1] = split_long_sentence(pieces[0], first_chunk_chars)
-    first = pieces.pop(0)
-    while pieces and len(first) + 1 + len(pieces[0]) <= first_chunk_chars:
-        first = f"{first} {pieces.pop(0)}"
-    return [first, *_pack(pieces, max_chars)]
+) -> list[Chunk]:
+    """Any text → chunks (`pack_chunks`) of its cleaned sentences."""
+    return pack_chunks(split_sentences(clean_text(text), language), max_chars, first_chunk_chars)
 
 
-def split_head(text: str, head_chars: int, language: str = "en") -> tuple[str, str]:
-    """A normalised text as (head, tail), `head + " " + tail == text`, the
-    head ending at the last sentence end within `head_chars` (else the first
-    one, else the last space): the head is chunked on its own, first, so
-    time to first audio does not grow with the text. ("text", "") when it is short."""
+def split_head(text: str, head_chars: int, language: str = "en") -> tuple[TextRun, TextRun | None]:
+    """A cleaned text as the run to chunk first, its head, and the rest (None:
+    the head is all): the head is chunked on its own, so time to first audio
+    does not grow with the text. Sentences are split in a window of the text;
+    the head ends at the last sentence end within `head_chars` (else the
+    first one, else the last space), and the window's other whole sentences
+    travel with the rest, so none is split twice. A short text is all head,
+    left for the chunker to split."""
     if len(text) <= head_chars:
-        return text, ""
+        return TextRun(unsplit=text), None
     window = text[: 2 * head_chars]
-    # The last span may be a sentence the window cuts: only earlier ends are sure.
-    ends = [end for _, end in _punkt(language).span_tokenize(window)][:-1]
-    ends = [end for end in ends if end < len(text) and text[end] == " "]
-    within = [end for end in ends if end <= head_chars]
-    cut = within[-1] if within else ends[0] if ends else text.rfind(" ", 0, head_chars + 1)
+    sentences = split_sentences(window, language)
+    if len(window) < len(text):
+        sentences.pop()  # perhaps one the window cuts: only earlier ends are sure
+    # Sentences of a cleaned text are one space apart.
+    ends = [end - 1 for end in accumulate(len(sentence) + 1 for sentence in sentences)]
+    cuttable = [n for n, end in enumerate(ends, start=1) if end < len(text)]
+    within = [n for n in cuttable if ends[n - 1] <= head_chars]
+    count = within[-1] if within else cuttable[0] if cuttable else 0
+    if count:
+        rest = TextRun(tuple(sentences[count:]), text[ends[-1] + 1 :])
+        return TextRun(tuple(sentences[:count])), rest
+    cut = text.rfind(" ", 0, head_chars + 1)
     if cut <= 0:
-        return text, ""
-    return text[:cut], text[cut + 1 :]
+        return TextRun(unsplit=text), None
+    # No sentence ends in the window: the head is part of its first sentence.
+    return TextRun((text[:cut],)), TextRun(unsplit=text[cut + 1 :])
 
 
 def check_unicode(value: str, field: str) -> str:
@@ -177,7 +235,7 @@ def check_unicode(value: str, field: str) -> str:
 def check_text(text: str, max_text_chars: int) -> str:
     """The normalised text, or a 4xx error a person can act on."""
     check_unicode(text, "text")
-    normalized = normalize_text(text)
+    normalized = clean_text(text)
     if not normalized:
         raise EmptyTextError("text is empty: send at least one word to speak")
     if len(normalized) > max_text_chars:
@@ -189,9 +247,14 @@ def check_text(text: str, max_text_chars: int) -> str:
 
 
 def speakable_chunks(
-    text: str, max_chars: int, language: str, normalize: bool, first_chunk_chars: int | None = None
-) -> list[str]:
-    # Normalised first, so "Dr. Smith" or "$3.50" is never split at its period.
+    run: TextRun, max_chars: int, language: str, normalize: bool, first_chunk_chars: int | None = None
+) -> list[Chunk]:
+    """A run of a request's cleaned text → its chunks, split into sentences
+    where the ingress did not, and with `normalize` spelt out (`spell_out`)."""
+    sentences = [*run.sentences, *split_sentences(run.unsplit, language)]
     if normalize:
-        text = normalize_for_speech(text, language)
-    return chunk_text(text, max_chars, language, first_chunk_chars)
+        # After the split, sentence by sentence: the one split is the text as
+        # written, where Punkt knows "Dr." and never cuts "$3.50" (no space).
+        spoken = (clean_text(spell_out(sentence, language)) for sentence in sentences)
+        sentences = [sentence for sentence in spoken if sentence]
+    return pack_chunks(sentences, max_chars, first_chunk_chars)

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 
-def normalize_language(language: str) -> str:
+def canonical_language(language: str) -> str:
     """"EN_us" → "en-us": the form engines list their languages in."""
     return language.strip().lower().replace("_", "-")

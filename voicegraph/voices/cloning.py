@@ -1,6 +1,6 @@
 """Reference audio → a cloned voice and a short sample of it.
 
-`ReferenceCloner` owns everything about the reference (decoding any
+`VoiceCloner` owns everything about the reference (decoding any
 container, trimming silence, length limits); the engine work itself runs on a
 Synthesizer replica, the only place the model is loaded. The VoiceCloner
 deployment is a thin shell around it.
@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from voicegraph.audio.reference import ANALYSIS_RATE, decode_audio, prepare_reference
-from voicegraph.audio.stitching import AudioStitcher
+from voicegraph.audio.stitching import Stitcher
 from voicegraph.core.errors import InvalidAudioError, PayloadTooLargeError
 from voicegraph.core.settings import Settings
 from voicegraph.engines import ClonedVoice, EngineInfo, Voice
@@ -46,11 +46,11 @@ class Synthesizer(Protocol):
     async def synthesize(self, text: str, voice: Voice, language: str, speed: float) -> np.ndarray: ...
 
 
-class ReferenceCloner:
+class VoiceCloner:
     def __init__(self, settings: Settings, synthesizer: Synthesizer):
         self._settings = settings
         self._synthesizer = synthesizer
-        self._stitcher = AudioStitcher(settings)
+        self._stitcher = Stitcher(settings)
 
     async def clone(self, data: bytes, language: str, with_sample: bool = True) -> ClonedReference:
         voices = self._settings.voices

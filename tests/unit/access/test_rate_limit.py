@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicegraph.access.rate_limit import RateLimits, TokenBucket
+from voicegraph.access.rate_limit import RateLimiter, TokenBucket
 from voicegraph.core.settings import ApiKey, AuthSettings, KeyLimits
 
 KEY = ApiKey(name="app", sha256="0" * 64)
 
 
-def limits(**values) -> RateLimits:
-    return RateLimits(AuthSettings(limits=KeyLimits(**values)))
+def limits(**values) -> RateLimiter:
+    return RateLimiter(AuthSettings(limits=KeyLimits(**values)))
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from tests.helpers.audio import ffmpeg_decode
 from voicegraph.audio.stitching import (
-    AudioStitcher,
     Framing,
+    Stitcher,
     group_chunks,
     join_chunks,
     plan_leads,
@@ -25,7 +25,7 @@ def speechlike(rng: np.random.Generator, seconds: float, rate: int) -> np.ndarra
     return (0.3 * envelope * noise / np.max(np.abs(noise))).astype(np.float32)
 
 
-def both_ways(stitcher: AudioStitcher, parts: list[np.ndarray], rate: int, fmt: str):
+def both_ways(stitcher: Stitcher, parts: list[np.ndarray], rate: int, fmt: str):
     """(one-pass file, joined file), each decoded at `rate`."""
     one_pass = stitcher.stitch(parts, rate, fmt)
     plan = stitcher.plan(parts, rate, fmt)
@@ -56,7 +56,7 @@ def rms(x: np.ndarray) -> float:
 def test_joined_segments_decode_like_the_one_pass_file(fmt, rate, segment_s):
     rng = np.random.default_rng(rate)
     parts = [speechlike(rng, rng.uniform(0.4, 1.6), rate) for _ in range(9)]
-    stitcher = AudioStitcher(Settings(mp3_segment_s=segment_s))
+    stitcher = Stitcher(Settings(mp3_segment_s=segment_s))
     one_pass, joined = both_ways(stitcher, parts, rate, fmt)
     # The same duration, to the sample (the issue asked for one frame per
     # join): the joined file's Info frame tells decoders its delay and padding,
@@ -96,7 +96,7 @@ def test_mpg123_also_decodes_the_joined_file_to_exactly_its_audio(rate):
 
     rng = np.random.default_rng(rate + 1)
     parts = [speechlike(rng, rng.uniform(0.4, 1.6), rate) for _ in range(6)]
-    stitcher = AudioStitcher(Settings(mp3_segment_s=2.0))
+    stitcher = Stitcher(Settings(mp3_segment_s=2.0))
     plan = stitcher.plan(parts, rate, "mp3")
     joined = stitcher.join_segments(plan, [stitcher.encode_segment(r, i, plan) for i, r in enumerate(plan.segments(parts))])
     pcm, decoded_rate = soundfile.read(io.BytesIO(joined.data), dtype="float32")
@@ -111,7 +111,7 @@ def test_lufs_is_applied_to_the_whole_file_before_the_segments_are_encoded():
     rng = np.random.default_rng(7)
     # One quiet chunk among loud ones: a per-chunk normalisation would lift it.
     parts = [speechlike(rng, 1.5, rate) * (0.1 if i == 2 else 1.0) for i in range(5)]
-    stitcher = AudioStitcher(Settings(loudness="lufs", target_lufs=-20.0, mp3_segment_s=0.01))
+    stitcher = Stitcher(Settings(loudness="lufs", target_lufs=-20.0, mp3_segment_s=0.01))
     one_pass, joined = both_ways(stitcher, parts, rate, "mp3")
     meter = pyloudnorm.Meter(rate)
     assert meter.integrated_loudness(joined.astype(np.float64)) == pytest.approx(
@@ -135,7 +135,7 @@ def test_lufs_is_applied_to_the_whole_file_before_the_segments_are_encoded():
     ],
 )
 def test_where_only_the_one_pass_encode_works(fmt, parts, settings, why):
-    stitcher = AudioStitcher(Settings(**{"mp3_segment_s": 0.01, **settings}))
+    stitcher = Stitcher(Settings(**{"mp3_segment_s": 0.01, **settings}))
     assert stitcher.plan([np.zeros(5000, np.float32)] * parts, 22050, fmt) is None, why
 
 

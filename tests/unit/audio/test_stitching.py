@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from tests.helpers.audio import decode, median_f0
 from voicegraph.audio.dsp import loudness_gain, scaled
 from voicegraph.audio.formats import AUDIO_FORMATS, audio_format
-from voicegraph.audio.stitching import AudioStitcher, join_chunks
+from voicegraph.audio.stitching import Stitcher, join_chunks
 from voicegraph.core.errors import UnsupportedFormatError
 from voicegraph.core.settings import Settings
 
@@ -69,7 +69,7 @@ def test_lufs_normalisation_reaches_target_without_exceeding_peak():
 
 @pytest.mark.parametrize("name", sorted(AUDIO_FORMATS))
 def test_every_format_encodes_and_decodes(name):
-    stitcher = AudioStitcher(Settings())
+    stitcher = Stitcher(Settings())
     parts = [tone(0.6, 220), tone(0.6, 330)]
     result = stitcher.stitch(parts, RATE, name)
     expected_seconds = 1.2 + Settings().pause_ms / 1000

@@ -7,7 +7,7 @@ import torch
 from tests.helpers.xtts import tiny_xtts_settings
 from voicegraph.core.errors import ReplicaFaultError, UnknownVoiceError, UnsupportedLanguageError
 from voicegraph.engines.base import Sampling
-from voicegraph.engines.chunk_synthesizer import ChunkSynthesizer
+from voicegraph.engines.synthesizer import Synthesizer
 from voicegraph.engines.xtts import XttsEngine, is_fatal_cuda_error
 
 HOP_SECONDS = 1024 / 22050  # audio per GPT token (code stride at the model's input rate)
@@ -145,7 +145,7 @@ def test_repeated_oom_is_left_to_the_chunk_retries(engine, monkeypatch):
         engine.synthesize("Hi.", "narrator", "en", 1.0)
     # The Synthesizer's own retry then gets through.
     faults.errors = [torch.OutOfMemoryError("CUDA out of memory")] * 2
-    assert len(ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("Hi.", "narrator", "en", 1.0)) > 0
+    assert len(Synthesizer(engine, retries=2, backoff_s=0).synthesize("Hi.", "narrator", "en", 1.0)) > 0
 
 
 @pytest.mark.parametrize(
@@ -162,7 +162,7 @@ def test_unrecoverable_cuda_error_marks_the_replica_unhealthy(tiny_xtts_dir, ref
     engine.check_health()
     faults = Faults(engine, monkeypatch, [RuntimeError(message)])
     with pytest.raises(ReplicaFaultError, match="unrecoverable CUDA error"):
-        ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("Hi.", "narrator", "en", 1.0)
+        Synthesizer(engine, retries=2, backoff_s=0).synthesize("Hi.", "narrator", "en", 1.0)
     assert faults.calls == 1  # not retried on this replica
     with pytest.raises(ReplicaFaultError):
         engine.check_health()  # Serve's health check now fails: the replica is replaced

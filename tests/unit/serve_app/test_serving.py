@@ -8,6 +8,7 @@ import pytest
 from serve_app.tts.serving import SpeechJob, TTSServing
 from voicegraph.core.errors import OverloadedError, ReplicaFaultError
 from voicegraph.core.settings import Settings
+from voicegraph.text.chunking import Chunk
 
 
 class Response:
@@ -124,7 +125,7 @@ class GatedSynthesizer:
 
 class Chunker:
     def __init__(self, chunks):
-        self.chunks = chunks
+        self.chunks = [Chunk((chunk,)) for chunk in chunks]
         outer = self
 
         class _Method:
@@ -235,11 +236,11 @@ class Storage:
 
 
 def cached_serving(storage, **cache):
-    from voicegraph.audio.stitching import AudioStitcher
+    from voicegraph.audio.stitching import Stitcher
     from voicegraph.engines.base import EngineInfo, VoiceInfo
 
     settings = Settings(response_cache=cache, pause_ms=0, fade_ms=0)
-    stitcher = AudioStitcher(settings)
+    stitcher = Stitcher(settings)
     tts = TTSServing(
         settings,
         Chunker(["Hello.", "How are you?"]),
@@ -270,6 +271,9 @@ def test_an_identical_request_is_served_from_the_cache():
     first, second, progress = speak_twice(tts)
     assert (first.cache_hit, second.cache_hit) == (False, True)
     assert second.audio == first.audio and second.chunks == first.chunks == ("Hello.", "How are you?")
+    # A hit keeps the chunks' text only; its captions split it, to the same cues.
+    assert first.sentences == (("Hello.",), ("How are you?",)) and second.sentences is None
+    assert tts.captions(second, "json") == tts.captions(first, "json")
     assert len(tts._synthesizer.synthesize.calls) == 2  # the first request's two chunks only
     assert (tts.cache_hits, tts.cache_misses) == (1, 1)
     assert progress[-1] == (2, 2)  # a hit shows a finished job
@@ -387,11 +391,11 @@ class RecordingChunker:
         outer = self
 
         class _Method:
-            def remote(self, text, max_chars, language, normalize, first_chunk_chars=None):
+            def remote(self, run, max_chars, language, normalize, first_chunk_chars=None):
                 from voicegraph.text.chunking import speakable_chunks
 
-                outer.asked.append((text, first_chunk_chars))
-                return Response(speakable_chunks(text, max_chars, language, normalize, first_chunk_chars))
+                outer.asked.append((run, first_chunk_chars))
+                return Response(speakable_chunks(run, max_chars, language, normalize, first_chunk_chars))
 
         self.chunk = _Method()
 
@@ -413,7 +417,8 @@ def test_a_long_text_streams_its_first_chunk_before_the_rest_is_chunked():
             await asyncio.sleep(0)
         # The first chunk, alone, from the text's head only.
         assert [r.chunk for r in synthesizer.started] == ["A first sentence."]
-        assert len(chunker.asked) == 1 and len(chunker.asked[0][0]) <= 400 and chunker.asked[0][1] == 50
+        head, first_chunk_chars = chunker.asked[0]
+        assert len(chunker.asked) == 1 and len(" ".join((*head.sentences, head.unsplit))) <= 400 and first_chunk_chars == 50
         synthesizer.started[0].release.set()
         received = [len(await first)]
         # Only now is the rest of the text chunked.
@@ -424,8 +429,8 @@ def test_a_long_text_streams_its_first_chunk_before_the_rest_is_chunked():
 
     streamed = asyncio.run(run())
     chunks = asyncio.run(tts.chunks(job))
-    assert streamed == [len(chunk) for chunk in chunks]  # the same chunks, in the same order
-    assert " ".join(chunks) == job.text
+    assert streamed == [len(chunk.text) for chunk in chunks]  # the same chunks, in the same order
+    assert " ".join(chunk.text for chunk in chunks) == job.text
     assert synthesizer.peak <= 3
 
 
@@ -451,7 +456,7 @@ def test_a_head_that_makes_no_chunks_still_streams_the_rest():
         """Whatever the head normalises to nothing (emoji only, say): no chunks."""
 
         def __init__(self):
-            self.answers = [[], ["Then real words.", "And more of them."]]
+            self.answers = [[], [Chunk(("Then real words.",)), Chunk(("And more of them.",))]]
             outer = self
 
             class _Method:

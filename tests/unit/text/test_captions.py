@@ -56,7 +56,7 @@ def test_speech_weight(sentence, weight):
 # "Hi there." weighs 7 + 2*2 = 11 and "Goodbye." 7 + 1*2 = 9, so the first
 # sentence gets 11/20 of the 1.2 s chunk: 0.66 s. The second chunk starts after
 # the first chunk and one 0.25 s pause: 1.45 s.
-EXAMPLE = caption_chunks(["Hi there. Goodbye.", "Go!"], [1.2, 0.5], pause_s=0.25)
+EXAMPLE = caption_chunks([["Hi there.", "Goodbye."], ["Go!"]], [1.2, 0.5], pause_s=0.25)
 
 
 def test_example_captions():
@@ -148,17 +148,17 @@ def test_render_rejects_unknown_format():
 
 def test_rejects_mismatched_or_negative_timings():
     with pytest.raises(ValueError):
-        caption_chunks(["One.", "Two."], [1.0], pause_s=0.1)
+        caption_chunks([["One."], ["Two."]], [1.0], pause_s=0.1)
     with pytest.raises(ValueError):
-        caption_chunks(["One."], [1.0], pause_s=-0.1)
+        caption_chunks([["One."]], [1.0], pause_s=-0.1)
     with pytest.raises(ValueError):
-        caption_chunks(["One."], [-1.0], pause_s=0.1)
+        caption_chunks([["One."]], [-1.0], pause_s=0.1)
 
 
 def test_rounding_never_prints_a_cue_ending_after_the_next_starts():
     # 1/3 s chunks put boundaries on repeating decimals; each instant is
     # rounded once, so touching cues print touching times.
-    captions = caption_chunks(["A b. C d e. F."] * 3, [1 / 3] * 3, pause_s=1 / 7)
+    captions = caption_chunks([["A b.", "C d e.", "F."]] * 3, [1 / 3] * 3, pause_s=1 / 7)
     printed = to_json(captions)
     assert len(printed) >= 3  # a cue or more for each chunk: the loop below checks something
     for before, after in pairwise(printed):
@@ -184,8 +184,12 @@ def test_captions_line_up_with_joined_audio():
     pause_ms, fade_ms = 123.4, 5
     joined = join_chunks(parts, RATE, pause_ms=pause_ms, fade_ms=fade_ms)
     pause_s = int(RATE * pause_ms / 1000) / RATE  # join_chunks pauses whole samples
-    captions = caption_chunks(chunks, [len(p) / RATE for p in parts], pause_s)
+    captions = caption_chunks([chunk.sentences for chunk in chunks], [len(p) / RATE for p in parts], pause_s)
 
+    assert [c.text for c in captions] == [
+        "The quick brown fox jumps.", "It lands!", "Then,", "after a long and winding pause that goes",
+        "on, and on, and on past any chunk limit,", "it sleeps.", "Done?",
+    ]
     assert captions[0].start_s == 0
     assert captions[-1].end_s == pytest.approx(len(joined) / RATE, abs=1 / RATE)
     # Audio under every caption, silence in every gap between them.
@@ -205,9 +209,7 @@ sentences = st.builds(
     st.lists(words, min_size=1, max_size=8),
     st.sampled_from([".", "!", "?", "...", ",", ";", ""]),  # "" and ",": long-sentence pieces
 )
-chunk_lists = st.lists(
-    st.lists(sentences, min_size=1, max_size=3).map(" ".join), min_size=1, max_size=30
-)
+chunk_lists = st.lists(st.lists(sentences, min_size=1, max_size=3), min_size=1, max_size=30)
 
 
 @settings(max_examples=200, deadline=None)
@@ -226,13 +228,14 @@ def test_captions_tile_the_joined_audio(chunks, lengths, pause_ms):
 
     assert captions[-1].end_s == pytest.approx(len(joined) / RATE, abs=1 / RATE)
     assert all(c.text.strip() for c in captions)
-    assert " ".join(c.text for c in captions) == " ".join(chunks)  # nothing lost or reordered
+    # Nothing lost or reordered.
+    assert " ".join(c.text for c in captions) == " ".join(" ".join(chunk) for chunk in chunks)
 
     # Each chunk's captions cover exactly that chunk's place in the joined audio.
     offset = 0
     index = 0
     for chunk, n in zip(chunks, lengths):
-        group = captions[index : index + len(split_sentences(chunk))]
+        group = captions[index : index + len(chunk)]
         index += len(group)
         assert group[0].start_s == pytest.approx(offset / RATE, abs=1 / RATE)
         assert group[-1].end_s == pytest.approx((offset + n) / RATE, abs=1 / RATE)
@@ -251,3 +254,12 @@ def test_captions_tile_the_joined_audio(chunks, lengths, pause_ms):
     printed = to_json(captions)
     for before, after in pairwise(printed):
         assert before["start"] <= before["end"] <= after["start"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(sentences, min_size=1, max_size=40), st.integers(min_value=20, max_value=300))
+def test_a_chunk_carries_the_sentences_a_second_split_would_find(sentence_list, limit):
+    """Captions time the sentences the chunker found: the same ones, and so
+    the same captions, as splitting each chunk again would give."""
+    for chunk in chunk_text(" ".join(sentence_list), limit):
+        assert list(chunk.sentences) == split_sentences(chunk.text)

@@ -4,13 +4,19 @@ from hypothesis import strategies as st
 
 from voicegraph.core.errors import EmptyTextError, InvalidTextError, TextTooLongError
 from voicegraph.text.chunking import (
+    TextRun,
     check_text,
     chunk_text,
-    normalize_text,
+    clean_text,
+    speakable_chunks,
     split_head,
     split_long_sentence,
     split_sentences,
 )
+
+
+def chunk_texts(text: str, max_chars: int, first_chunk_chars: int | None = None) -> list[str]:
+    return [chunk.text for chunk in chunk_text(text, max_chars, first_chunk_chars=first_chunk_chars)]
 
 
 @pytest.mark.parametrize(
@@ -27,8 +33,8 @@ from voicegraph.text.chunking import (
         ("\x00\x01\x02", ""),
     ],
 )
-def test_normalize_text(raw, expected):
-    assert normalize_text(raw) == expected
+def test_clean_text(raw, expected):
+    assert clean_text(raw) == expected
 
 
 @pytest.mark.parametrize(
@@ -63,7 +69,7 @@ def test_split_long_sentence(sentence, limit, expected):
 
 def test_chunks_pack_whole_sentences_up_to_the_limit():
     text = "First sentence here. Second one. Third sentence is longer than the others."
-    assert chunk_text(text, 45) == [
+    assert chunk_texts(text, 45) == [
         "First sentence here. Second one.",
         "Third sentence is longer than the others.",
     ]
@@ -71,9 +77,9 @@ def test_chunks_pack_whole_sentences_up_to_the_limit():
 
 def test_xtts_sized_chunks_of_a_long_text():
     text = " ".join(f"Sentence number {i} talks about item {i}, at length." for i in range(200))
-    chunks = chunk_text(text, 250)
+    chunks = chunk_texts(text, 250)
     assert all(len(chunk) <= 250 for chunk in chunks)
-    assert " ".join(chunks) == normalize_text(text)
+    assert " ".join(chunks) == clean_text(text)
     assert len(chunks) > len(text) // 250
 
 
@@ -99,8 +105,8 @@ texts = st.lists(st.tuples(words, separators), max_size=80).map(
 @settings(max_examples=300, deadline=None)
 @given(texts, st.integers(min_value=20, max_value=300))
 def test_chunks_keep_every_word_in_order(text, limit):
-    normalized = normalize_text(text)
-    chunks = chunk_text(text, limit)
+    normalized = clean_text(text)
+    chunks = chunk_texts(text, limit)
     assert all(0 < len(chunk) <= limit for chunk in chunks)
     if all(len(word) <= limit for word in normalized.split(" ")):
         assert " ".join(chunks) == normalized
@@ -112,9 +118,9 @@ def test_chunks_keep_every_word_in_order(text, limit):
 @settings(max_examples=100, deadline=None)
 @given(st.text(max_size=400), st.integers(min_value=1, max_value=60))
 def test_chunking_any_unicode_never_raises_and_respects_the_limit(text, limit):
-    chunks = chunk_text(text, limit)
+    chunks = chunk_texts(text, limit)
     assert all(0 < len(chunk) <= limit for chunk in chunks)
-    assert "".join(chunks).replace(" ", "") == normalize_text(text).replace(" ", "")
+    assert "".join(chunks).replace(" ", "") == clean_text(text).replace(" ", "")
 
 
 @pytest.mark.parametrize(
@@ -149,22 +155,26 @@ LONG = "The first sentence is short. " + "Then comes a much longer sentence, wit
     ],
 )
 def test_the_first_chunk_is_short(text, max_chars, first, expected_first):
-    chunks = chunk_text(text, max_chars, first_chunk_chars=first)
+    chunks = chunk_texts(text, max_chars, first_chunk_chars=first)
     assert chunks[0] == expected_first
-    assert " ".join(chunks) == normalize_text(text)
+    assert " ".join(chunks) == clean_text(text)
     assert all(len(chunk) <= max_chars for chunk in chunks[1:])
 
 
 @settings(max_examples=300, deadline=None)
 @given(texts, st.integers(min_value=40, max_value=300), st.integers(min_value=20, max_value=300))
 def test_a_short_first_chunk_keeps_every_word_in_order(text, limit, first):
-    normalized = normalize_text(text)
-    chunks = chunk_text(text, limit, first_chunk_chars=first)
+    normalized = clean_text(text)
+    chunks = chunk_texts(text, limit, first_chunk_chars=first)
     assert all(0 < len(chunk) <= limit for chunk in chunks)
     assert not chunks or len(chunks[0]) <= min(first, limit) or len(chunks[0].split(" ")) == 1
     if all(len(word) <= min(first, limit) for word in normalized.split(" ")):
         assert " ".join(chunks) == normalized
     assert "".join(chunks).replace(" ", "") == normalized.replace(" ", "")
+
+
+def run_text(run: TextRun | None) -> str:
+    return " ".join(part for part in (*run.sentences, run.unsplit) if part) if run else ""
 
 
 @pytest.mark.parametrize(
@@ -182,15 +192,76 @@ def test_a_short_first_chunk_keeps_every_word_in_order(text, limit, first):
     ],
 )
 def test_split_head(text, head_chars, expected_head):
-    head, tail = split_head(text, head_chars)
-    assert head == expected_head
-    assert (f"{head} {tail}" if tail else head) == text
+    head, rest = split_head(text, head_chars)
+    assert run_text(head) == expected_head
+    assert (f"{run_text(head)} {run_text(rest)}" if rest else run_text(head)) == text
+
+
+def test_the_window_s_whole_sentences_after_the_head_travel_split():
+    head, rest = split_head("One two. Three four. Five six. Seven eight nine ten eleven twelve.", 16)
+    assert head == TextRun(("One two.",))
+    assert rest == TextRun(("Three four.", "Five six."), "Seven eight nine ten eleven twelve.")
+    # A short text is left whole for the chunker to split.
+    assert split_head("One. Two.", 10) == (TextRun(unsplit="One. Two."), None)
 
 
 @settings(max_examples=300, deadline=None)
 @given(texts, st.integers(min_value=1, max_value=300))
 def test_split_head_loses_nothing(text, head_chars):
-    text = normalize_text(text)
-    head, tail = split_head(text, head_chars)
-    assert (f"{head} {tail}" if tail else head) == text
-    assert head or not text
+    text = clean_text(text)
+    head, rest = split_head(text, head_chars)
+    assert (f"{run_text(head)} {run_text(rest)}" if rest else run_text(head)) == text
+    assert run_text(head) or not text
+    # Split or not, every run's sentences are the ones one split of the text finds.
+    sentences = [*head.sentences, *split_sentences(head.unsplit)]
+    if rest:
+        sentences += [*rest.sentences, *split_sentences(rest.unsplit)]
+    assert " ".join(sentences) == text
+
+
+class PunktSpy:
+    """Every text Punkt tokenizes, through the real tokenizer."""
+
+    def __init__(self, monkeypatch):
+        from voicegraph.text import chunking
+
+        self.texts: list[str] = []
+        real = chunking._punkt
+        spy = self
+
+        class Tokenizer:
+            def __init__(self, language):
+                self._real = real(language)
+
+            def span_tokenize(self, text):
+                spy.texts.append(text)
+                return self._real.span_tokenize(text)
+
+        monkeypatch.setattr(chunking, "_punkt", Tokenizer)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("repeats", [1, 40])
+def test_a_request_s_sentences_are_split_once(monkeypatch, normalize, repeats):
+    """The ingress's head split, the chunker's two calls and the captions: each
+    part of the text goes through Punkt once (the window's last, perhaps cut,
+    sentence is the only one split again)."""
+    from voicegraph.text.captions import caption_chunks
+
+    text = clean_text("It costs $3.50, said Dr. Smith. " + "Then a sentence follows it, one after another. " * repeats)
+    spy = PunktSpy(monkeypatch)
+    head, rest = split_head(text, 400)
+    chunks = speakable_chunks(head, 400, "en", normalize, 50)
+    chunks += speakable_chunks(rest, 400, "en", normalize) if rest else []
+    captions = caption_chunks([chunk.sentences for chunk in chunks], [1.0] * len(chunks), 0.1)
+
+    if repeats == 1:
+        assert spy.texts == [text]  # short: the chunker's one split
+    else:
+        window = text[:800]
+        assert spy.texts == [window, rest.unsplit]
+        assert len(window) + len(rest.unsplit) < len(text) + 50  # no more than one sentence twice
+    # The captions a second split of each chunk would give.
+    assert [caption.text for caption in captions] == [
+        sentence for chunk in chunks for sentence in split_sentences(chunk.text)
+    ]

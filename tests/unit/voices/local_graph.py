@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from voicegraph.engines.chunk_synthesizer import ChunkSynthesizer
 from voicegraph.engines.espeak import EspeakEngine
+from voicegraph.engines.synthesizer import Synthesizer
 from voicegraph.storage.service import StorageService
 
 
@@ -46,7 +46,7 @@ class LocalSynthesizerCalls:
     """The Synthesizer deployment's methods over a real eSpeak engine."""
 
     def __init__(self):
-        self.chunks = ChunkSynthesizer(EspeakEngine())
+        self.chunks = Synthesizer(EspeakEngine())
 
     async def clone_voice(self, pcm, rate):
         return await asyncio.to_thread(self.chunks.engine.clone, pcm, rate)

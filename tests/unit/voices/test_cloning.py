@@ -1,4 +1,4 @@
-"""ReferenceCloner: reference bytes → a cloned voice and its sample, on the real eSpeak engine."""
+"""VoiceCloner: reference bytes → a cloned voice and its sample, on the real eSpeak engine."""
 
 import asyncio
 
@@ -9,7 +9,7 @@ from tests.unit.voices.local_graph import LocalSynthesizerCalls
 from voicegraph.core.errors import AudioTooShortError, InvalidAudioError, PayloadTooLargeError
 from voicegraph.core.settings import Settings
 from voicegraph.engines.espeak import EspeakEngine
-from voicegraph.voices.cloning import ReferenceCloner
+from voicegraph.voices.cloning import VoiceCloner
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."
 
@@ -20,7 +20,7 @@ def reference_wav():
 
 
 def clone(data, settings=None, **options):
-    cloner = ReferenceCloner(settings or Settings(), LocalSynthesizerCalls())
+    cloner = VoiceCloner(settings or Settings(), LocalSynthesizerCalls())
     return asyncio.run(cloner.clone(data, "en-us", **options))
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from voicegraph.core.errors import ReplicaFaultError, SynthesisError, UnknownVoiceError
 from voicegraph.engines.base import Engine, EngineInfo, VoiceInfo
-from voicegraph.engines.chunk_synthesizer import ChunkSynthesizer
+from voicegraph.engines.synthesizer import Synthesizer
 
 
 class FlakyEngine(Engine):
@@ -33,7 +33,7 @@ class FlakyEngine(Engine):
 @pytest.mark.parametrize("failures", [0, 1, 2])
 def test_transient_errors_are_retried_up_to_twice(failures):
     engine = FlakyEngine(failures, RuntimeError("device busy"))
-    pcm = ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+    pcm = Synthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
     assert len(pcm) == 10
     assert engine.calls == failures + 1
 
@@ -41,7 +41,7 @@ def test_transient_errors_are_retried_up_to_twice(failures):
 def test_third_failure_is_a_synthesis_error():
     engine = FlakyEngine(3, RuntimeError("device busy"))
     with pytest.raises(SynthesisError, match="after 3 attempts: device busy"):
-        ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+        Synthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
     assert engine.calls == 3
 
 
@@ -51,12 +51,12 @@ def test_third_failure_is_a_synthesis_error():
 def test_input_errors_and_replica_faults_are_not_retried_here(error):
     engine = FlakyEngine(5, error)
     with pytest.raises(type(error)):
-        ChunkSynthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+        Synthesizer(engine, retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
     assert engine.calls == 1
 
 
 def test_a_chunk_records_its_outcome_audio_seconds_real_time_factor_and_retries(recorded_metrics):
-    ChunkSynthesizer(FlakyEngine(1, RuntimeError("device busy")), retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+    Synthesizer(FlakyEngine(1, RuntimeError("device busy")), retries=2, backoff_s=0).synthesize("hi", "v", "en", 1.0)
     assert recorded_metrics.total("voicegraph_chunks", engine="flaky", outcome="ok") == 1
     assert recorded_metrics.total("voicegraph_chunk_retries", engine="flaky") == 1
     assert recorded_metrics.total("voicegraph_audio_seconds", engine="flaky") == pytest.approx(0.5)  # 10 samples at 20 Hz
@@ -67,6 +67,6 @@ def test_a_chunk_records_its_outcome_audio_seconds_real_time_factor_and_retries(
 
 def test_a_failed_chunk_is_counted_as_failed(recorded_metrics):
     with pytest.raises(SynthesisError):
-        ChunkSynthesizer(FlakyEngine(5, RuntimeError("device busy")), retries=1, backoff_s=0).synthesize("hi", "v", "en", 1.0)
+        Synthesizer(FlakyEngine(5, RuntimeError("device busy")), retries=1, backoff_s=0).synthesize("hi", "v", "en", 1.0)
     assert recorded_metrics.total("voicegraph_chunks", outcome="failed") == 1
     assert recorded_metrics.total("voicegraph_chunks", outcome="ok") == 0

@@ -4,13 +4,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicegraph.text.normalization import (
+from voicegraph.text.spelling import (
     expand_abbreviations,
-    normalize_for_speech,
     read_numeric_dates,
     read_phone_numbers,
     read_ranges,
     read_urls,
+    spell_out,
 )
 
 ENGLISH = [
@@ -158,12 +158,12 @@ ENGLISH = [
 
 @pytest.mark.parametrize("text, expected", ENGLISH)
 def test_english(text, expected):
-    assert normalize_for_speech(text, "en") == expected
+    assert spell_out(text, "en") == expected
 
 
 @pytest.mark.parametrize("normalized", sorted({expected for _, expected in ENGLISH}))
 def test_english_output_is_stable(normalized):
-    assert normalize_for_speech(normalized, "en") == normalized
+    assert spell_out(normalized, "en") == normalized
 
 
 @pytest.mark.parametrize(
@@ -185,7 +185,7 @@ def test_english_output_is_stable(normalized):
     ],
 )
 def test_languages(text, language, expected):
-    assert normalize_for_speech(text, language) == expected
+    assert spell_out(text, language) == expected
 
 
 @pytest.mark.parametrize(
@@ -221,26 +221,26 @@ ASCII_DIGIT = re.compile(r"[0-9]")
 @settings(max_examples=200, deadline=None)
 @given(text=st.text(), language=LANGUAGES)
 def test_never_raises(text, language):
-    assert isinstance(normalize_for_speech(text, language), str)
+    assert isinstance(spell_out(text, language), str)
 
 
 @settings(max_examples=200, deadline=None)
 @given(text=st.text(alphabet="0123456789.,:/-$£€%@#& "), language=LANGUAGES)
 def test_never_raises_on_numeric_punctuation(text, language):
-    assert isinstance(normalize_for_speech(text, language), str)
+    assert isinstance(spell_out(text, language), str)
 
 
 @settings(max_examples=200, deadline=None)
 @given(text=WORDS_AND_INTEGERS)
 def test_english_leaves_no_digits(text):
-    assert not ASCII_DIGIT.search(normalize_for_speech(text, "en"))
+    assert not ASCII_DIGIT.search(spell_out(text, "en"))
 
 
 @settings(max_examples=200, deadline=None)
 @given(text=WORDS_AND_INTEGERS, language=st.sampled_from(["en", "en-gb"]))
 def test_normalising_twice_changes_nothing(text, language):
-    once = normalize_for_speech(text, language)
-    assert normalize_for_speech(once, language) == once
+    once = spell_out(text, language)
+    assert spell_out(once, language) == once
 
 
 @settings(max_examples=200, deadline=None)
@@ -250,4 +250,4 @@ def test_normalising_twice_changes_nothing(text, language):
 )
 def test_plain_words_are_left_alone(words, separators):
     text = "".join(word + separator for word, separator in zip(words, separators)).strip()
-    assert normalize_for_speech(text, "en") == text
+    assert spell_out(text, "en") == text

@@ -1,6 +1,6 @@
 """The voice library: cloned voices by id, and voice_url references by URL.
 
-Ray-free; the VoiceProfiles deployment is a thin shell around `VoiceLibrary`.
+Ray-free; the VoiceProfiles deployment (deployments/voice_profiles.py) is a thin shell around it.
 
 A profile is two files in the storage layout: `voice_<slug>.npy` (the engine's
 arrays, packed flat, never pickled) and `voice_<slug>.json` (the record, which
@@ -190,7 +190,7 @@ class Cloner(Protocol):
     async def clone(self, data: bytes, language: str, with_sample: bool = True) -> ClonedReference: ...
 
 
-class VoiceLibrary:
+class VoiceProfiles:
     """Cloned voices by id and voice_url references by URL, with their caches.
 
     Saves, deletes and loads of one id (or one URL) take turns, so the cache

@@ -1,5 +1,5 @@
 """The voice library: ids from names, the packed profile format, the caches, and
-VoiceLibrary itself over a real local StorageService, eSpeak and a loopback HTTP server."""
+VoiceProfiles itself over a real local StorageService, eSpeak and a loopback HTTP server."""
 
 import asyncio
 import os
@@ -27,13 +27,13 @@ from voicegraph.engines.piper import PiperEngine
 from voicegraph.storage.layout import profile_keys
 from voicegraph.storage.local import LocalStorage
 from voicegraph.storage.service import StorageService
-from voicegraph.voices.cloning import ReferenceCloner
-from voicegraph.voices.library import (
+from voicegraph.voices.cloning import VoiceCloner
+from voicegraph.voices.profiles import (
     LRU,
     MAX_VOICE_ID_CHARS,
     VOICE_ID_PATTERN,
     KeyedLocks,
-    VoiceLibrary,
+    VoiceProfiles,
     pack_arrays,
     unpack_arrays,
     voice_id_for,
@@ -114,7 +114,7 @@ def test_keyed_locks_serialise_one_key_and_are_dropped_after():
     assert locks._locks == {}
 
 
-# --- VoiceLibrary over a real local StorageService and eSpeak ---------------------
+# --- VoiceProfiles over a real local StorageService and eSpeak ---------------------
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the band plays on."
 
@@ -148,7 +148,7 @@ def library(tmp_path, reference_server):
     settings = Settings(storage_root=str(tmp_path / "data"), outbound={"allow": [f"127.0.0.1:{port}"]})
     storage = LocalStorageCalls(StorageService(LocalStorage(tmp_path / "data")))
     events = []
-    library = VoiceLibrary(settings, storage, ReferenceCloner(settings, LocalSynthesizerCalls()), events.append)
+    library = VoiceProfiles(settings, storage, VoiceCloner(settings, LocalSynthesizerCalls()), events.append)
     return library, storage, events
 
 

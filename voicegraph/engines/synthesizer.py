@@ -15,7 +15,7 @@ from voicegraph.engines.base import Engine, Sampling, Voice
 logger = logging.getLogger("ray.serve")
 
 
-class ChunkSynthesizer:
+class Synthesizer:
     """Runs one chunk through an engine, retrying transient faults.
 
     Errors caused by the input (`InvalidRequestError`) would fail the same way

@@ -1,4 +1,4 @@
-"""The VoiceProfiles deployment: the voice library (`voicegraph.voices.library`).
+"""The VoiceProfiles deployment: cloned voices by id and voice_url references (`voicegraph.voices.profiles`).
 
 Cloned voices travel to the Synthesizer with each chunk rather than being
 routed with `@serve.multiplexed`: the conditioning is small (XTTS ~130 KB,
@@ -17,8 +17,8 @@ from deployments.metrics import install_serve_metrics
 from voicegraph.core import metrics
 from voicegraph.core.settings import Settings
 from voicegraph.engines import ClonedVoice
+from voicegraph.voices import profiles
 from voicegraph.voices.cloning import ClonedReference
-from voicegraph.voices.library import VoiceEvent, VoiceLibrary, VoiceRecord
 
 
 @serve.deployment(name="VoiceProfiles")
@@ -26,7 +26,7 @@ class VoiceProfiles:
     def __init__(self, settings: Settings, storage: DeploymentHandle, cloner: DeploymentHandle):
         install_serve_metrics()
 
-        def count(event: VoiceEvent) -> None:
+        def count(event: profiles.VoiceEvent) -> None:
             if event == "url_download":
                 metrics.count("voicegraph_voice_url_downloads")
             elif event == "url_cache_hit":
@@ -34,10 +34,10 @@ class VoiceProfiles:
             else:
                 metrics.count("voicegraph_voice_clones", source=event.removeprefix("clone_"))
 
-        self._library = VoiceLibrary(settings, AsyncCalls(storage), AsyncCalls(cloner), count)
+        self._profiles = profiles.VoiceProfiles(settings, AsyncCalls(storage), AsyncCalls(cloner), count)
 
     async def exists(self, voice_id: str) -> bool:
-        return await self._library.exists(voice_id)
+        return await self._profiles.exists(voice_id)
 
     async def save(
         self,
@@ -47,23 +47,23 @@ class VoiceProfiles:
         language: str,
         reference: ClonedReference,
         overwrite: bool,
-    ) -> VoiceRecord:
-        return await self._library.save(voice_id, name, description, language, reference, overwrite)
+    ) -> profiles.VoiceRecord:
+        return await self._profiles.save(voice_id, name, description, language, reference, overwrite)
 
-    async def record(self, voice_id: str) -> VoiceRecord:
-        return await self._library.record(voice_id)
+    async def record(self, voice_id: str) -> profiles.VoiceRecord:
+        return await self._profiles.record(voice_id)
 
-    async def get(self, voice_id: str) -> tuple[VoiceRecord, ClonedVoice]:
-        return await self._library.get(voice_id)
+    async def get(self, voice_id: str) -> tuple[profiles.VoiceRecord, ClonedVoice]:
+        return await self._profiles.get(voice_id)
 
-    async def list_records(self) -> list[VoiceRecord]:
-        return await self._library.list_records()
+    async def list_records(self) -> list[profiles.VoiceRecord]:
+        return await self._profiles.list_records()
 
     async def sample(self, voice_id: str) -> bytes:
-        return await self._library.sample(voice_id)
+        return await self._profiles.sample(voice_id)
 
-    async def delete(self, voice_id: str) -> VoiceRecord:
-        return await self._library.delete(voice_id)
+    async def delete(self, voice_id: str) -> profiles.VoiceRecord:
+        return await self._profiles.delete(voice_id)
 
     async def from_url(self, url: str, language: str) -> tuple[ClonedVoice, bool]:
-        return await self._library.from_url(url, language)
+        return await self._profiles.from_url(url, language)

@@ -8,13 +8,13 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.handles import AsyncCalls
 from voicegraph.core.settings import Settings
-from voicegraph.voices.cloning import ClonedReference, ReferenceCloner
+from voicegraph.voices import cloning
 
 
 @serve.deployment(name="VoiceCloner")
 class VoiceCloner:
     def __init__(self, settings: Settings, synthesizer: DeploymentHandle):
-        self._cloner = ReferenceCloner(settings, AsyncCalls(synthesizer))
+        self._cloner = cloning.VoiceCloner(settings, AsyncCalls(synthesizer))
 
-    async def clone(self, data: bytes, language: str, with_sample: bool = True) -> ClonedReference:
+    async def clone(self, data: bytes, language: str, with_sample: bool = True) -> cloning.ClonedReference:
         return await self._cloner.clone(data, language, with_sample)

@@ -1,9 +1,9 @@
 """Text → text an engine can read aloud: numbers, dates, symbols as words.
 
-Runs before chunking so every engine says "$3.50" or "Dr." the same way, and
-the chunker never splits "3.50" or "Dr. Smith" at a period. Pure functions, no
-Ray. English gets every rule; any other language only has its numbers spelt
-out, by num2words, where num2words knows the language.
+Runs on each sentence the chunker found, before it packs them, so every
+engine says "$3.50" or "Dr." the same way. Pure functions, no Ray. English
+gets every rule; any other language only has its numbers spelt out, by
+num2words, where num2words knows the language.
 
 English style, chosen once so that output is predictable:
 - number words are num2words' "en" ones: "one hundred and first".
@@ -19,7 +19,7 @@ English style, chosen once so that output is predictable:
 - digit runs of 7+ digits, or with a leading zero, are codes: read digit by
   digit, as are phone numbers.
 
-Each rule is a `read_*` function from text to text; `normalize_for_speech`
+Each rule is a `read_*` function from text to text; `spell_out`
 applies them in order, addresses first so their digits are not taken for
 dates, and plain numbers last so that every earlier rule sees its digits.
 """
@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 from num2words import CONVERTER_CLASSES, num2words
 
-from voicegraph.text.language import normalize_language
+from voicegraph.text.language import canonical_language
 
 _ENGLISH = "en"
 # Nobody says a longer number as words, and int() refuses very long digit strings.
@@ -606,13 +606,13 @@ def _num2words_language(base: str, region: str) -> str | None:
     return None
 
 
-def normalize_for_speech(text: str, language: str) -> str:
+def spell_out(text: str, language: str) -> str:
     """text with what an engine would misread spelt out as words.
 
     language is a tag like "en", "en-GB" or "pt-br". English gets every rule;
     other languages only their integers, where num2words supports them.
     """
-    base, _, region = normalize_language(language).partition("-")
+    base, _, region = canonical_language(language).partition("-")
     if base == _ENGLISH:
         for rule in _english_rules(month_first=region in ("", "us")):
             text = rule(text)
