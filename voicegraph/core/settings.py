@@ -441,7 +441,7 @@ class Settings(BaseSettings):
         variables still work, with a warning; the new names win over them."""
         if not isinstance(data, dict):
             return data
-        old: dict[str, Any] = {}
+        data, old = dict(data), {}
         for name, value in os.environ.items():
             if name.upper().startswith(_OLD_SERVERLESS_ENV) and len(name) > len(_OLD_SERVERLESS_ENV):
                 field = name[len(_OLD_SERVERLESS_ENV):]
@@ -449,7 +449,6 @@ class Settings(BaseSettings):
                 old[field.lower()] = value
         if "migration" in data:
             _deprecated("the settings key 'migration'", "'serverless'")
-            data = dict(data)
             old.update(data.pop("migration"))
         if old:
             new = data.get("serverless", {})
