@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
-from serve_app.tts.router import get_tts
+from serve_app.dependencies import get_jobs, get_tts
+from serve_app.jobs.serving import JobsServing
 from serve_app.tts.serving import TTSServing
 from serve_app.version import version_info
 
@@ -12,7 +13,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-async def health(request: Request, tts: TTSServing = Depends(get_tts)) -> dict:
+async def health(tts: TTSServing = Depends(get_tts), jobs: JobsServing = Depends(get_jobs)) -> dict:
     info = await tts.engine_info()
     return {
         "status": "ok",
@@ -33,7 +34,7 @@ async def health(request: Request, tts: TTSServing = Depends(get_tts)) -> dict:
         },
         # This ingress replica's work under way.
         "load": {
-            "replica": request.app.state.jobs.replica_name,
+            "replica": jobs.runner.replica_name,
             "chunks_in_flight": tts.chunks_in_flight,
             "chunks_done": tts.chunks_done,
             "open_streams": tts.open_streams,

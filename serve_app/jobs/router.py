@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from serve_app.access import charge_characters
+from serve_app.dependencies import get_jobs
 from serve_app.error_schemas import BODY, LOOKUP, error_responses
 from serve_app.jobs.protocol import JobRequest, JobStatus
 from serve_app.jobs.serving import JobsServing
@@ -17,10 +18,6 @@ from voicegraph.jobs.store import JOB_ID_PATTERN, JobRecord
 router = APIRouter(tags=["jobs"])
 
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="The id POST /v1/tts/jobs answered with")]
-
-
-def get_jobs(request: Request) -> JobsServing:
-    return request.app.state.jobs
 
 
 def _status(request: Request, record: JobRecord) -> JobStatus:

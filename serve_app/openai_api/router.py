@@ -3,7 +3,7 @@
 
 A thin translation onto the native path: the same validation, the same graph,
 the same streaming. Errors on these routes come in OpenAI's shape and
-statuses (serving.openai_error_response, used by ingress.error_response).
+statuses (serving.openai_error_response, used by serve_app.errors.error_response).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from serve_app.access import charge_characters
+from serve_app.dependencies import get_tts, get_voices
 from serve_app.error_schemas import GRAPH, error_responses
 from serve_app.openai_api.protocol import ModelList, OpenAIErrorResponse, OpenAIVoiceList, SpeechRequest
 from serve_app.openai_api.serving import model_list, openai_voices, speech_event_stream
 from serve_app.tts.protocol import SpeechParams
-from serve_app.tts.router import get_tts, speech_stream
 from serve_app.tts.serving import TTSServing
-from serve_app.voices.router import get_voices
+from serve_app.tts.streaming import speech_stream
 from serve_app.voices.serving import VoicesServing
 
 router = APIRouter(tags=["openai"])

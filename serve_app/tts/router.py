@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 
-import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from serve_app.access import charge_characters
+from serve_app.dependencies import get_tts
 from serve_app.error_schemas import BODY, GRAPH, error_responses
 from serve_app.request_ids import request_id
 from serve_app.tts.protocol import ChunkInfo, SavedSpeech, SpeechParams, SpeechWithCaptions, TTSRequest
 from serve_app.tts.serving import TTSServing
-from voicegraph.audio.formats import audio_format, content_type
-from voicegraph.audio.streaming import check_stream_format, encode_stream
+from serve_app.tts.streaming import speech_stream
 
 router = APIRouter(tags=["tts"])
 
@@ -51,10 +48,6 @@ _AUDIO_RESPONSES = {
         },
     }
 }
-
-
-def get_tts(request: Request) -> TTSServing:
-    return request.app.state.tts
 
 
 @router.post("/v1/tts", responses=_AUDIO_RESPONSES, response_class=Response)
@@ -122,31 +115,3 @@ async def stream_speech(body: SpeechParams, request: Request, tts: TTSServing = 
     """Audio sent chunk by chunk, in order, as soon as each next chunk is ready."""
     await charge_characters(request, len(body.text))
     return await speech_stream(tts, body)
-
-
-async def speech_stream(tts: TTSServing, body: SpeechParams) -> StreamingResponse:
-    # Everything that can be refused is checked before the 200 goes out.
-    job = await tts.validate(body)
-    fmt = check_stream_format(audio_format(job.format))
-    info = await tts.engine_info()
-    headers = {"X-Accel-Buffering": "no", "Cache-Control": "no-store"}
-    if job.voice_cache_hit is not None:
-        headers["X-Voice-Cache"] = "hit" if job.voice_cache_hit else "miss"
-    sample_rate = info.sample_rate_for(job.voice)
-    pieces = tts.stream(job)
-    # The first audio is awaited before the 200 goes out: a refusal (the
-    # service is overloaded) is still an error answer, not a cut-off stream.
-    first = await anext(pieces)
-    return StreamingResponse(
-        encode_stream(_resumed(first, pieces), sample_rate, fmt, tts.settings.encoder_options()),
-        media_type=content_type(fmt, sample_rate),
-        headers=headers,
-    )
-
-
-async def _resumed(first: np.ndarray, rest: AsyncIterator[np.ndarray]) -> AsyncIterator[np.ndarray]:
-    # Closing this closes `rest`, which cancels the chunks under way.
-    async with aclosing(rest):
-        yield first
-        async for piece in rest:
-            yield piece

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Path, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
 
+from serve_app.dependencies import get_voices
 from serve_app.error_schemas import BODY, GRAPH, LOOKUP, error_responses
 from serve_app.voices.protocol import Voice, VoiceList
 from serve_app.voices.serving import VoicesServing
@@ -17,10 +18,6 @@ VoiceId = Annotated[
     str,
     Path(pattern=VOICE_ID_PATTERN, max_length=MAX_VOICE_ID_CHARS, description="A voice id from GET /v1/voices"),
 ]
-
-
-def get_voices(request: Request) -> VoicesServing:
-    return request.app.state.voices
 
 
 @router.post("/v1/voices", status_code=201, response_model=Voice, responses=error_responses(*BODY, 409, *GRAPH))

@@ -112,7 +112,7 @@ def service(tmp_path_factory, reference_server, receiver) -> Service:
         # Small, so the over-limit upload test sends little.
         voices={"max_upload_bytes": 2_000_000},
         # Small, so audio over the base64 limit costs a short text.
-        migration={"max_base64_bytes": 2_000_000},
+        serverless={"max_base64_bytes": 2_000_000},
         # As in the cluster configs, so the log tests read what operators query.
         log_encoding="JSON",
     )

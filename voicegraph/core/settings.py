@@ -9,13 +9,18 @@ replicas of one application agree on every limit.
 
 from __future__ import annotations
 
+import logging
+import os
+import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from voicegraph.core.allow_list import AllowList
+
+logger = logging.getLogger("ray.serve")
 
 
 class ReplicaSettings(BaseModel):
@@ -217,7 +222,7 @@ class CallbackSettings(BaseModel):
     max_in_flight: int = Field(16, ge=1)
 
 
-class MigrationSettings(BaseModel):
+class ServerlessSettings(BaseModel):
     """The serverless-handler routes (/run, /runsync, /status/{id}) that
     existing clients switch to by changing their base URL."""
 
@@ -301,6 +306,16 @@ class AuthSettings(BaseModel):
         return key.limits or self.limits
 
 
+# The environment prefix `serverless` settings had as `migration`.
+_OLD_SERVERLESS_ENV = "VG_MIGRATION__"
+
+
+def _deprecated(old: str, new: str) -> None:
+    message = f"{old} is deprecated; use {new} (the migration settings are now called serverless)"
+    warnings.warn(message, DeprecationWarning, stacklevel=2)
+    logger.warning(message)
+
+
 AudioFormatName = Literal["wav", "mp3", "opus", "aac", "flac", "pcm"]
 
 
@@ -371,7 +386,7 @@ class Settings(BaseSettings):
     response_cache: ResponseCacheSettings = ResponseCacheSettings()
     jobs: JobSettings = JobSettings()
     callbacks: CallbackSettings = CallbackSettings()
-    migration: MigrationSettings = MigrationSettings()
+    serverless: ServerlessSettings = ServerlessSettings()
 
     voices: VoiceSettings = VoiceSettings()
     outbound: OutboundSettings = OutboundSettings()
@@ -418,6 +433,27 @@ class Settings(BaseSettings):
             "opus": ["-b:a", self.opus_bitrate],
             "aac": ["-b:a", self.aac_bitrate],
         }
+
+    @model_validator(mode="before")
+    @classmethod
+    def _serverless_from_old_names(cls, data: Any) -> Any:
+        """`serverless` was called `migration`: its old key and VG_MIGRATION__*
+        variables still work, with a warning; the new names win over them."""
+        if not isinstance(data, dict):
+            return data
+        data, old = dict(data), {}
+        for name, value in os.environ.items():
+            if name.upper().startswith(_OLD_SERVERLESS_ENV) and len(name) > len(_OLD_SERVERLESS_ENV):
+                field = name[len(_OLD_SERVERLESS_ENV):]
+                _deprecated(name, f"VG_SERVERLESS__{field.upper()}")
+                old[field.lower()] = value
+        if "migration" in data:
+            _deprecated("the settings key 'migration'", "'serverless'")
+            old.update(data.pop("migration"))
+        if old:
+            new = data.get("serverless", {})
+            data["serverless"] = {**old, **new} if isinstance(new, dict) else new
+        return data
 
     @model_validator(mode="after")
     def _firebase_has_bucket(self) -> Settings:

@@ -128,3 +128,33 @@ def test_keys_come_from_the_environment_as_json(monkeypatch):
     auth = Settings().auth
     assert auth.enabled and auth.limits_for(auth.keys[0]).request_burst == 3
     assert auth.keys[0].limits.chars_per_min == auth.limits.chars_per_min
+
+
+def test_old_migration_variables_still_set_serverless_with_a_warning(monkeypatch):
+    monkeypatch.setenv("VG_MIGRATION__RUNSYNC_WAIT_S", "5")
+    with pytest.warns(DeprecationWarning, match="VG_MIGRATION__RUNSYNC_WAIT_S is deprecated; use VG_SERVERLESS__RUNSYNC_WAIT_S"):
+        settings = Settings()
+    assert settings.serverless.runsync_wait_s == 5
+
+
+def test_an_old_migration_key_in_the_builder_args_still_sets_serverless_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="'migration' is deprecated; use 'serverless'"):
+        settings = Settings(**{"migration": {"endpoint_id": "old-endpoint", "max_sections": 7}})
+    assert (settings.serverless.endpoint_id, settings.serverless.max_sections) == ("old-endpoint", 7)
+
+
+def test_new_serverless_names_win_over_the_old_ones(monkeypatch):
+    monkeypatch.setenv("VG_MIGRATION__MAX_SECTIONS", "3")
+    monkeypatch.setenv("VG_SERVERLESS__MAX_SECTIONS", "4")
+    monkeypatch.setenv("VG_MIGRATION__DELIVERY", "url")
+    with pytest.warns(DeprecationWarning):
+        settings = Settings(migration={"endpoint_id": "old", "runsync_wait_s": 9}, serverless={"endpoint_id": "new"})
+    assert settings.serverless.max_sections == 4  # new variable over old variable
+    assert settings.serverless.endpoint_id == "new"  # new key over old key
+    assert settings.serverless.delivery == "url" and settings.serverless.runsync_wait_s == 9  # old names alone still count
+
+
+def test_the_new_names_alone_warn_of_nothing(monkeypatch, recwarn):
+    monkeypatch.setenv("VG_SERVERLESS__MAX_SECTIONS", "4")
+    assert Settings(serverless={"delivery": "url"}).serverless.max_sections == 4
+    assert not [warning for warning in recwarn if issubclass(warning.category, DeprecationWarning)]

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serve_app.access import AccessControl
-from serve_app.ingress import build_http_app
+from serve_app.http_app import build_http_app
 from serve_app.jobs.serving import JobsServing
 from serve_app.tts.serving import TTSServing
 from serve_app.voices.serving import VoicesServing

@@ -48,7 +48,7 @@ class RunInput(VoiceOptions):
     delivery: Literal["base64", "url"] | None = Field(
         None,
         description="base64: the audio inline in output; url: where it is stored. Default: the "
-        "service's migration.delivery. Audio over migration.max_base64_bytes always comes as url.",
+        "service's serverless.delivery. Audio over serverless.max_base64_bytes always comes as url.",
     )
     # Simple mode only: a batch's callbacks would arrive once per section.
     callback_url: str | None = None

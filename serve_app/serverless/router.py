@@ -14,9 +14,10 @@ from fastapi import APIRouter, Depends, Path, Request
 from ray import serve
 
 from serve_app.access import charge_characters
+from serve_app.dependencies import get_serverless
 from serve_app.error_schemas import BODY, GRAPH, LOOKUP, error_responses
-from serve_app.migration.protocol import EndpointHealth, PurgedQueue, RunRequest, RunStatus, RunStream
-from serve_app.migration.serving import MigrationServing
+from serve_app.serverless.protocol import EndpointHealth, PurgedQueue, RunRequest, RunStatus, RunStream
+from serve_app.serverless.serving import ServerlessServing
 from voicegraph.core.errors import NotFoundError
 from voicegraph.jobs.store import RUN_ID_PATTERN, RunRecord
 
@@ -26,16 +27,12 @@ _LOOKUP_ERRORS = error_responses(*LOOKUP, 503)
 _STATUS = {"response_model": RunStatus, "response_model_exclude_none": True}
 
 
-def get_migration(request: Request) -> MigrationServing:
-    return request.app.state.migration
-
-
 async def check_endpoint(
     request: Request,
     endpoint_id: Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9_-]+$", description="Any id, or "
-                                     "the one migration.endpoint_id names")],
+                                     "the one serverless.endpoint_id names")],
 ) -> None:
-    expected = get_migration(request).settings.migration.endpoint_id
+    expected = get_serverless(request).settings.serverless.endpoint_id
     if expected is not None and endpoint_id != expected:
         raise NotFoundError(f"no endpoint {endpoint_id!r} here; this service is endpoint {expected!r}")
 
@@ -44,8 +41,8 @@ def _audio_link(request: Request):
     return lambda job_id: str(request.url_for("get_job_audio", job_id=job_id))
 
 
-async def _status(request: Request, migration: MigrationServing, run: RunRecord) -> RunStatus:
-    return await migration.describe(run, _audio_link(request))
+async def _status(request: Request, serverless: ServerlessServing, run: RunRecord) -> RunStatus:
+    return await serverless.describe(run, _audio_link(request))
 
 
 # Routes of both URL shapes.
@@ -53,34 +50,34 @@ router = APIRouter(tags=["serverless"])
 
 
 @router.post("/run", **_STATUS, responses=_RUN_ERRORS)
-async def run(body: RunRequest, request: Request, migration: MigrationServing = Depends(get_migration)):
+async def run(body: RunRequest, request: Request, serverless: ServerlessServing = Depends(get_serverless)):
     """Queue a run and answer at once; poll status/{id}."""
     await charge_characters(request, body.input.characters())
-    return await _status(request, migration, await migration.run(body))
+    return await _status(request, serverless, await serverless.run(body))
 
 
 @router.post("/runsync", **_STATUS, responses=_RUN_ERRORS)
-async def run_sync(body: RunRequest, request: Request, migration: MigrationServing = Depends(get_migration)):
-    """Run and answer when finished, or IN_PROGRESS after migration.runsync_wait_s."""
+async def run_sync(body: RunRequest, request: Request, serverless: ServerlessServing = Depends(get_serverless)):
+    """Run and answer when finished, or IN_PROGRESS after serverless.runsync_wait_s."""
     await charge_characters(request, body.input.characters())
-    return await _status(request, migration, await migration.run_sync(body))
+    return await _status(request, serverless, await serverless.run_sync(body))
 
 
 @router.api_route("/status/{run_id}", methods=["GET", "POST"], **_STATUS, responses=_LOOKUP_ERRORS)
-async def status(run_id: RunId, request: Request, migration: MigrationServing = Depends(get_migration)):
-    return await _status(request, migration, await migration.status(run_id))
+async def status(run_id: RunId, request: Request, serverless: ServerlessServing = Depends(get_serverless)):
+    return await _status(request, serverless, await serverless.status(run_id))
 
 
 @router.api_route("/stream/{run_id}", methods=["GET", "POST"], response_model=RunStream, responses=_LOOKUP_ERRORS)
-async def stream(run_id: RunId, request: Request, migration: MigrationServing = Depends(get_migration)):
+async def stream(run_id: RunId, request: Request, serverless: ServerlessServing = Depends(get_serverless)):
     """Sections finished since the last call, each once, in order (simple mode: the audio once done)."""
-    return await migration.stream(run_id, _audio_link(request))
+    return await serverless.stream(run_id, _audio_link(request))
 
 
 @router.post("/cancel/{run_id}", **_STATUS, responses=_LOOKUP_ERRORS)
-async def cancel(run_id: RunId, request: Request, migration: MigrationServing = Depends(get_migration)):
+async def cancel(run_id: RunId, request: Request, serverless: ServerlessServing = Depends(get_serverless)):
     """Sections not yet finished end cancelled (CANCELLED); finished ones keep their audio."""
-    return await _status(request, migration, await migration.cancel(run_id))
+    return await _status(request, serverless, await serverless.cancel(run_id))
 
 
 # Routes only the SDK's shape has: unprefixed, /health is the service's own.
@@ -95,12 +92,12 @@ def _ingress_replicas() -> int:
 
 
 @endpoint_router.get("/health", response_model=EndpointHealth, responses=error_responses(404, 503))
-async def endpoint_health(migration: MigrationServing = Depends(get_migration)):
+async def endpoint_health(serverless: ServerlessServing = Depends(get_serverless)):
     """Jobs by state; workers: the ingress replicas, running when they run a job."""
-    return await migration.health(await asyncio.to_thread(_ingress_replicas))
+    return await serverless.health(await asyncio.to_thread(_ingress_replicas))
 
 
 @endpoint_router.post("/purge-queue", response_model=PurgedQueue, responses=error_responses(404, 503))
-async def purge_queue(migration: MigrationServing = Depends(get_migration)):
+async def purge_queue(serverless: ServerlessServing = Depends(get_serverless)):
     """Cancel every run section still waiting in the queue, with its error callback."""
-    return await migration.purge_queue()
+    return await serverless.purge_queue()

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 from pydantic import ValidationError
 
-from serve_app.migration.protocol import RunRequest
-from serve_app.migration.serving import MigrationServing, run_state, run_times_ms
+from serve_app.serverless.protocol import RunRequest
+from serve_app.serverless.serving import ServerlessServing, run_state, run_times_ms
 from voicegraph.core.settings import Settings
 from voicegraph.jobs.store import JobRecord, RunRecord, RunSection
 
@@ -119,8 +119,8 @@ class QueuedJobs:
 
 
 def test_runsync_answers_in_progress_after_its_wait():
-    jobs = QueuedJobs(Settings(migration={"runsync_wait_s": 0.3}))
-    run = asyncio.run(MigrationServing(jobs).run_sync(RunRequest(input={"text": "Hi."})))
+    jobs = QueuedJobs(Settings(serverless={"runsync_wait_s": 0.3}))
+    run = asyncio.run(ServerlessServing(jobs).run_sync(RunRequest(input={"text": "Hi."})))
     assert run_state([s.job for s in run.sections]) == "IN_QUEUE"
     assert jobs.polls >= 2  # it kept looking until the wait ran out
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from serve_app.jobs.serving import JobsServing
-from serve_app.migration.protocol import (
+from serve_app.serverless.protocol import (
     AudioOutput,
     BatchOutput,
     EndpointHealth,
@@ -74,14 +74,14 @@ def _section_output(section: RunSection, audio: AudioOutput | None) -> SectionOu
     )
 
 
-class MigrationServing:
+class ServerlessServing:
     def __init__(self, jobs: JobsServing):
         self.jobs = jobs
         self.settings = jobs.settings
 
     async def run(self, body: RunRequest) -> RunRecord:
         given = body.input
-        limits = self.settings.migration
+        limits = self.settings.serverless
         if given.sections is not None and len(given.sections) > limits.max_sections:
             raise InvalidRequestError(
                 f"input.sections has {len(given.sections)} sections; the limit is {limits.max_sections}. "
@@ -94,7 +94,7 @@ class MigrationServing:
         """The run once finished, or as it stands after `runsync_wait_s`."""
         run = await self.run(body)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.migration.runsync_wait_s
+        deadline = loop.time() + self.settings.serverless.runsync_wait_s
         delay = 0.05
         while run_state([section.job for section in run.sections]) not in FINAL_STATES:
             if loop.time() >= deadline:
@@ -182,12 +182,12 @@ class MigrationServing:
         info = version_info(self.settings.git_sha, self.settings.build_time)
         delivery, note = run.delivery, None
         size = sum(section.job.result.size_bytes for section in run.sections if section.job.result)
-        limit = self.settings.migration.max_base64_bytes
+        limit = self.settings.serverless.max_base64_bytes
         if delivery == "base64" and size > limit:
             delivery = "url"
             note = (
                 f"the audio is {size} bytes, over the {limit}-byte limit for base64 "
-                "(migration.max_base64_bytes); download it from audio_url or download_url"
+                "(serverless.max_base64_bytes); download it from audio_url or download_url"
             )
         return HandlerVersion(
             handler_version=info["app_version"],

@@ -101,7 +101,7 @@ def test_batch_mode_returns_one_audio_per_section_in_order(client):
 
 
 def test_base64_over_the_limit_comes_as_url(client, service):
-    limit = service.settings.migration.max_base64_bytes
+    limit = service.settings.serverless.max_base64_bytes
     response = client.post("/runsync", json={"input": {"text": long_text(1500), "format": "wav"}})
     assert response.status_code == 200, response.text
     output = response.json()["output"]
