@@ -4,7 +4,7 @@ import asyncio
 
 from serve_app.jobs.runner import JobRunner
 from serve_app.tts.serving import TTSServing
-from tests.unit.serve_app.test_serving import Call
+from tests.helpers.handles import Call
 from voicegraph.core.settings import Settings
 
 

@@ -6,27 +6,10 @@ import numpy as np
 import pytest
 
 from serve_app.tts.serving import SpeechJob, TTSServing
+from tests.helpers.handles import Call, Response
 from voicegraph.core.errors import OverloadedError, ReplicaFaultError
 from voicegraph.core.settings import Settings
 from voicegraph.text.chunking import Chunk
-
-
-class Response:
-    def __init__(self, outcome):
-        self.outcome = outcome
-        self.cancelled = False
-
-    def __await__(self):
-        async def resolve():
-            await asyncio.sleep(0)
-            if isinstance(self.outcome, BaseException):
-                raise self.outcome
-            return self.outcome
-
-        return resolve().__await__()
-
-    def cancel(self):
-        self.cancelled = True
 
 
 class Method:
@@ -192,21 +175,6 @@ def test_closing_a_stream_cancels_the_chunks_under_way_and_starts_no_more():
     assert len(synthesizer.started) == 4  # the first and the lookahead; nothing after
     assert [r.cancelled for r in synthesizer.started] == [False, True, True, True]
     assert tts.open_streams == 0 and tts.chunks_in_flight == 0
-
-
-class Call:
-    """A handle method answering with fn(*args), and counting calls."""
-
-    def __init__(self, fn):
-        self.fn = fn
-        self.calls = []
-
-    def remote(self, *args):
-        self.calls.append(args)
-        try:
-            return Response(self.fn(*args))
-        except Exception as exc:
-            return Response(exc)
 
 
 class Storage:
