@@ -65,34 +65,68 @@ must parse; `auth.enabled` needs at least one key that is not revoked; key
 names are unique; every `chars_per_min` (`auth.limits` and each key's own) is
 at least `max_text_chars`.
 
-## The settings most deployments touch
+## The main settings
 
 | setting | default | |
 |---|---|---|
 | `engine` | `piper` | `espeak`, or `xtts` with `model_dir` / `model_name` ([engines](engines.md)) |
 | `piper.voices_dir` | none | more Piper voices (`<name>.onnx` + `<name>.onnx.json`) beside the bundled one |
 | `storage_root` | `./data` | local storage |
+| `max_text_chars` | 13000 | |
+| `normalize_text` | true | numbers, dates, … read as words before chunking |
+| `stream_lookahead_chunks` | 4 | chunks synthesized ahead of the one being streamed |
 | `chunk_chars` | engine's own | characters per chunk (Piper 200, eSpeak 400) |
+| `first_chunk_chars` | 100 | the first chunk at most this long, for a quick first audio; none: `chunk_chars` |
 | `stitcher.num_replicas` | 1 | MP3 segments are shared out across them; each runs up to (cores + 4) ffmpeg encodes at once |
+| `mp3_bitrate`, `opus_bitrate`, `aac_bitrate` | 128k, 48k, 96k | |
+| `mp3_quality` | 7 | LAME's `-q` (0 slowest … 9): 7 encodes speech 1.8x faster than LAME's default 3, and measured closer to the source |
 | `mp3_segment_s` | 60 | a longer MP3 is encoded in segments of at least this much audio, in parallel ([performance](performance.md#what-makes-it-fast)) |
+| `pause_ms`, `fade_ms` | 180, 8 | silence between chunks, fade at each chunk edge |
 | `loudness` | `peak` | `peak` (to `peak_dbfs`, -1), `lufs` (ITU-R BS.1770 to `target_lufs`, -16, never above the peak ceiling) or `off` |
 | `synthesizer.min_replicas` / `max_replicas` | 1 / 4 | autoscaling bounds ([operations](operations.md#autoscaling)) |
+| `synthesizer.target_ongoing_requests` | 2 | |
+| `synthesizer.upscale_delay_s`, `downscale_delay_s` | 5, 60 | |
 | `synthesizer.look_back_period_s`, `upscaling_factor`, `downscaling_factor` | Serve's (30 s, unset, unset) | Serve's own autoscaling knobs, passed through when set (`look_back_period_s` above Serve's 10 s metrics interval) |
+| `synthesizer.max_ongoing_requests` | 8 | Serve's default of 5 would cap concurrency |
 | `synthesizer.gpus_per_replica` | `auto` | `auto`: 0.25 GPU per replica when the cluster has GPUs at deploy time, none otherwise; a number always wins |
+| `synthesizer.retries` | 2 | retries per chunk on transient engine errors |
+| `request_timeout_s` | 300 | |
 | `max_chunks_in_flight`, `overload_retry_after_s` | 256, 2 | per ingress replica; a request over it gets 503 `overloaded` with `Retry-After` ([operations](operations.md#overload)) |
-| `<deployment>.graceful_shutdown_timeout_s` | Synthesizer 60, ingress 300, others 30 | [operations](operations.md#graceful-shutdown) |
+| `synthesizer.max_queued_requests`, `<deployment>.max_queued_requests` | 512; ingress 400, others -1 (no bound) | Serve's `max_queued_requests` per caller |
+| `<deployment>.graceful_shutdown_timeout_s`, `graceful_shutdown_wait_loop_s` | Synthesizer 60, ingress 300, others 30; 1 | [operations](operations.md#graceful-shutdown) |
 | `log_encoding` | `TEXT` | `JSON` in the cluster configs ([operations](operations.md#logs)) |
+| `voices.max_upload_bytes` | 20 MB | reference uploads and `voice_url` downloads |
+| `voices.min_speech_s` / `max_speech_s` | 3 / 30 | seconds of reference speech |
+| `voices.profile_cache_size`, `url_cache_size` | 64, 256 | decoded profiles and `voice_url` clones kept in memory |
+| `outbound.allow` | `[]` | addresses outbound requests may reach although private or loopback |
+| `outbound.timeout_s`, `max_redirects` | 10, 3 | |
 | `storage_backend` | `local` | or `firebase` ([operations](operations.md#firebase-storage)) |
-| `response_cache.enabled` | true | [response cache](api/native.md#response-cache) |
+| `firebase.bucket`, `credentials_file`, `project_id`, `emulator_host` | | |
+| `firebase.url_mode` | `signed` | `signed` (V4, `signed_url_ttl_s`, 7 days; needs a signing key such as a service-account file) or `public` (a public bucket) |
+| `firebase.timeout_s`, `retry_deadline_s` | 10, 20 | one bucket request; the client's retries stop at the deadline |
+| `firebase.cache_max_bytes` | 512 MB | local LRU cache of recently written and read files |
+| `firebase.upload_retry_initial_s`, `upload_retry_max_s` | 1, 60 | backoff of pending uploads (retried until they succeed) |
+| `jobs.max_running_per_replica` | 4 | jobs one ingress replica runs at once |
+| `jobs.lease_s`, `heartbeat_s`, `max_attempts` | 60, 5, 3 | takeover of jobs whose runner died |
+| `jobs.cancel_check_s` | 0.5 | how soon a job cancelled on another replica stops running |
+| `jobs.max_metadata_bytes`, `max_id_chars` | 16384, 256 | |
+| `callbacks.secret` | none | HMAC key (`VG_CALLBACKS__SECRET`) |
+| `callbacks.initial_backoff_s`, `max_backoff_s`, `expire_after_s` | 1, 300, 259200 | |
+| `response_cache.enabled`, `max_entry_bytes`, `lookup_timeout_s` | true, 50 MB, 2 | [response cache](api/native.md#response-cache) |
+| `serverless.delivery`, `max_base64_bytes` | `base64`, 10 MB | audio in `/run` output; larger audio comes as URLs |
+| `serverless.max_sections`, `runsync_wait_s` | 100, 90 | |
+| `serverless.endpoint_id` | none | the only endpoint id `/v2/{endpoint_id}/…` answers; none: any |
 | `auth.enabled` | false | [API keys and rate limits](api/native.md#api-keys-and-rate-limits); true in `cluster/rayservice.yaml` |
 | `auth.keys` | `[]` | `{"name", "sha256", "revoked", "limits"}` entries (`voicegraph-apikey NAME` prints one) |
+| `auth.limits.requests_per_s`, `request_burst`, `chars_per_min` | 10, 20, 100000 | per key, unless the key has its own `limits` |
+| `auth.public_docs`, `limiter_timeout_s` | true, 1 | |
 
 On a cluster, `cluster/rayservice.yaml` sets `gpus_per_replica: 0.25`
 explicitly: on a cluster whose GPU workers scale from zero, `auto` would see no
 GPU at deploy time ([operations](operations.md#deploying)).
 
 # Every setting
-"""
+"""  # noqa: E501 (table rows)
 
 
 @dataclass(frozen=True)
@@ -215,13 +249,16 @@ def row(model: type[BaseModel], name: str, default, path: list[str], with_env: b
     value = "required" if field.is_required() else shown(default)
     type_text = TYPES.get((model.__name__, name), str(field.annotation))
     description = NOTES[model.__name__].comments.get(name, "")
-    return f"| `{dotted}` | {env} | `{cell(type_text)}` | {cell(value)} | {cell(constraints(field))} | {cell(description)} |"
+    cells = [f"`{dotted}`", env, f"`{cell(type_text)}`", cell(value), cell(constraints(field)), cell(description)]
+    return "| " + " | ".join(cells) + " |"
 
 
 HEADER = "| setting | environment variable | type | default | constraints | description |\n|---|---|---|---|---|---|"
 
 
-def model_section(model: type[BaseModel], default, path: list[str], level: int, with_env: bool, lead: str) -> list[str]:
+def model_section(
+    model: type[BaseModel], default: BaseModel, path: list[str], level: int, with_env: bool, lead: str
+) -> list[str]:
     """A heading, what the class and the field above it say, one row per plain field,
     then a section of its own for each nested model."""
     out = [f"{'#' * level} `{'.'.join(path)}`", ""]
@@ -235,7 +272,8 @@ def model_section(model: type[BaseModel], default, path: list[str], level: int, 
         if not isinstance(value, BaseModel):  # a plain field, or a model that may be left out (None)
             rows.append(row(model, name, value, path, with_env))
         if inner is not None:
-            nested.append((inner, value if isinstance(value, BaseModel) else inner.model_construct(), path + [name], name))
+            inner_default = value if isinstance(value, BaseModel) else inner.model_construct()
+            nested.append((inner, inner_default, path + [name], name))
         if (entry := entry_model(field.annotation)) is not None:
             nested.append((entry, entry.model_construct(), path + [name, "[]"], None))
     if rows:
