@@ -15,6 +15,7 @@ import io
 import json
 import sys
 import tokenize
+import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,8 +204,9 @@ TYPES = source_types(SOURCE)
 
 
 def model_in(annotation) -> type[BaseModel] | None:
-    """The model a field holds, itself or as `Model | None`."""
-    for candidate in (annotation, *typing.get_args(annotation)):
+    """The model a field holds, itself or as `Model | None` (not in a list: see entry_model)."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    for candidate in typing.get_args(annotation) if union else (annotation,):
         if inspect.isclass(candidate) and issubclass(candidate, BaseModel):
             return candidate
     return None
@@ -275,12 +277,12 @@ def model_section(
             inner_default = value if isinstance(value, BaseModel) else inner.model_construct()
             nested.append((inner, inner_default, path + [name], name))
         if (entry := entry_model(field.annotation)) is not None:
-            nested.append((entry, entry.model_construct(), path + [name, "[]"], None))
+            nested.append((entry, entry.model_construct(), path + [f"{name}[]"], None))
     if rows:
         out += [HEADER, *rows, ""]
     for inner, value, inner_path, name in nested:
         if name is None:  # list entries: JSON keys, no variable of their own
-            lead = f"Each entry of `{'.'.join(inner_path[:-1])}` is an object with these keys."
+            lead = f"Each entry of `{'.'.join(inner_path).removesuffix('[]')}` is an object with these keys."
             out += model_section(inner, value, inner_path, min(level + 1, 4), False, lead)
         else:
             lead = NOTES[model.__name__].comments.get(name, "")

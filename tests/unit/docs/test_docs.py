@@ -86,4 +86,4 @@ def test_repeated_headings_get_numbered_anchors():
 
 def test_the_configuration_page_is_up_to_date():
     """docs/configuration.md is generated from voicegraph/core/settings.py: `make docs` rewrites it."""
-    assert settings_docs.main(["--check"]) == 0
+    assert settings_docs.main(["--check"]) == 0, "docs/configuration.md is out of date: run `make docs`"
