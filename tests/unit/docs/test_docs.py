@@ -87,3 +87,49 @@ def test_repeated_headings_get_numbered_anchors():
 def test_the_configuration_page_is_up_to_date():
     """docs/configuration.md is generated from voicegraph/core/settings.py: `make docs` rewrites it."""
     assert settings_docs.main(["--check"]) == 0, "docs/configuration.md is out of date: run `make docs`"
+
+
+def test_descriptions_are_the_comments_above_a_field_and_at_its_end():
+    source = """
+class Settings:
+    model_config = {}
+
+    # Audio
+    # Silence between chunks.
+    pause_ms: int = 180
+    fade_ms: float = 8.0  # at each chunk edge
+
+    # Storage. Give it a persistent volume.
+    storage_root: str = "./data"
+
+    # Set at image build.
+    git_sha: str | None = None
+"""
+    notes = settings_docs.class_notes(source)["Settings"]
+    assert notes.comments == {
+        "pause_ms": "Silence between chunks.",
+        "fade_ms": "at each chunk edge",
+        "storage_root": "Give it a persistent volume.",
+        "git_sha": "Set at image build.",
+    }
+    assert notes.groups == {"pause_ms": "Audio", "fade_ms": "Audio", "storage_root": "Storage", "git_sha": "Other"}
+
+
+def test_every_setting_has_a_row_with_its_variable():
+    page = settings_docs.render()
+    for variable in (
+        "VG_ENGINE",
+        "VG_SYNTHESIZER__MAX_REPLICAS",
+        "VG_AUTH__LIMITS__CHARS_PER_MIN",
+        "VG_INGRESS__NUM_CPUS",
+    ):
+        assert f"`{variable}`" in page
+    # Each deployment's own defaults, not the class's: the ingress waits 300 s, the chunker 30.
+    assert (
+        "| `ingress.graceful_shutdown_timeout_s` | `VG_INGRESS__GRACEFUL_SHUTDOWN_TIMEOUT_S` | `float` | `300.0` |"
+        in page
+    )
+    assert (
+        "| `chunker.graceful_shutdown_timeout_s` | `VG_CHUNKER__GRACEFUL_SHUTDOWN_TIMEOUT_S` | `float` | `30.0` |"
+        in page
+    )
