@@ -300,7 +300,9 @@ def render() -> str:
         if inner is not None:
             sections += model_section(inner, getattr(defaults, name), [name], 2, True, notes.comments.get(name, ""))
         else:
-            groups.setdefault(notes.groups[name], []).append(row(Settings, name, getattr(defaults, name), [], True))
+            groups.setdefault(notes.groups.get(name, "Other"), []).append(
+                row(Settings, name, getattr(defaults, name), [], True)
+            )
     out = [INTRO, "## Top-level settings", ""]
     for group, rows in groups.items():
         out += [f"### {group}", "", HEADER, *rows, ""]
