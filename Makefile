@@ -1,5 +1,5 @@
 # The two commands a user needs: `make serve` and `make test`.
-# Every install goes through the lock (README: "Dependencies").
+# Every install goes through the lock (docs/development.md: "Dependencies").
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,13 +7,13 @@ PIP := $(BIN)/python -m pip install --quiet
 LOCK := requirements/lock.txt
 TORCH_PINS := requirements/torch.txt
 UV_LOCK := requirements/uv.txt
-# uv installs the lock ~4x faster than pip (README: Dependencies); `make test
+# uv installs the lock ~4x faster than pip (docs/development.md: Dependencies); `make test
 # LOCK_INSTALLER=pip` uses pip, e.g. behind an index only pip is set up for.
 LOCK_INSTALLER ?= uv
 # Re-install only when the lock, the torch pins or the project change.
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-ui bench loadtest emulator lock check-lock image clean
+.PHONY: serve test test-ui bench loadtest emulator lock check-lock image docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,7 +67,7 @@ lock: $(STAMP)
 	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet $(UPGRADE) --generate-hashes \
 		--no-emit-index-url --no-emit-find-links --output-file $(UV_LOCK) requirements/uv.in
 
-# A local Firebase Storage stand-in for `make serve` (README: "Firebase, locally").
+# A local Firebase Storage stand-in for `make serve` (docs/operations.md: "Firebase, locally").
 emulator: $(STAMP)
 	exec $(BIN)/gcp-storage-emulator -d data/emulator start --host 127.0.0.1 --port 9199 --default-bucket voicegraph-local
 
@@ -76,11 +76,11 @@ bench: $(STAMP)
 
 # Locust, headless and bounded, against LOADTEST_HOST (default http://127.0.0.1:8000),
 # starting the service there when nothing answers. LOADTEST_* variables and
-# LOADTEST_ARGS (flags of loadtests/loadtest.py) shape it: README "Load testing (Locust)".
+# LOADTEST_ARGS (flags of loadtests/loadtest.py) shape it: docs/performance.md "Load testing (Locust)".
 loadtest: $(STAMP)
 	$(BIN)/python loadtests/loadtest.py $(LOADTEST_ARGS)
 
-# The service's image from cluster/Dockerfile (README: "Deploying"), where Docker
+# The service's image from cluster/Dockerfile (docs/operations.md: "Deploying"), where Docker
 # exists: IMAGE_VARIANT=gpu for GPU workers, IMAGE to tag it for a registry. The
 # sha gets "-dirty" when uncommitted changes went into the image, so /health
 # never names a commit the image does not match.
@@ -92,6 +92,10 @@ image:
 		--build-arg VG_GIT_SHA=$$(git rev-parse HEAD)$$(git diff --quiet HEAD || echo -dirty) \
 		--build-arg VG_BUILD_TIME=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
 		-t $(IMAGE) .
+
+# docs/configuration.md from the settings model (`make test` fails while it is out of date).
+docs: $(STAMP)
+	$(BIN)/python scripts/settings_docs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -4,7 +4,7 @@ Serve reads these variables once, at import, in every Ray process (the
 proxy, each replica, the driver), so they must be in the environment of
 whatever starts Ray: `voicegraph-serve` sets them, the cluster image sets
 them (cluster/Dockerfile, checked by a test), and the tests run under them.
-Measured on 2 cores (README: Speed). This module imports nothing from Ray,
+Measured on 2 cores (docs/performance.md: Speed). This module imports nothing from Ray,
 so it can be read before Ray is.
 """
 
@@ -26,7 +26,7 @@ SERVE_ENV: dict[str, str] = {
     # The proxy hands HTTP requests to the Ingress over gRPC instead of Ray
     # actor calls (+30% short requests/s here). Also on in Serve's
     # RAY_SERVE_THROUGHPUT_OPTIMIZED mode, whose other flags measured no
-    # better here or broke the graph (README: Speed).
+    # better here or broke the graph (docs/performance.md: Speed).
     "RAY_SERVE_PROXY_USE_GRPC": "1",
     **INGRESS_ENV,
 }

@@ -4,7 +4,7 @@
     make loadtest                                  # the same, bounded, with a summary (loadtest.py)
     .venv/bin/locust -f loadtests/locustfile.py --help    # every option, with its variable
 
-User classes (README: "Load testing (Locust)"): short and long texts on
+User classes (docs/performance.md: "Load testing (Locust)"): short and long texts on
 /v1/tts, streams with their time to first audio byte (entry TTFA), the
 OpenAI-compatible route, async jobs polled to the end (entry JOB), and
 clone-then-speak, which idles when /health says the engine cannot clone.

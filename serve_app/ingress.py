@@ -45,7 +45,7 @@ class Ingress:
             self._access = None
             logger.warning(
                 "API KEYS ARE OFF (auth.enabled: false): anyone who can reach this service can use it, "
-                "without limits. Turn them on before exposing it (README: API keys)."
+                "without limits. Turn them on before exposing it (docs/api/native.md: API keys)."
             )
         else:
             self._access = AccessControl(settings.auth, AsyncCalls(rate_limiter))

@@ -107,7 +107,7 @@ class RunRequest(BaseModel):
         if isinstance(data, dict) and "webhook" in data:
             raise ValueError(
                 "webhook is not supported here: put callback_url (and error_callback_url) in input; "
-                "those callbacks are signed and retried until delivered (README: Callbacks)"
+                "those callbacks are signed and retried until delivered (docs/api/native.md: Callbacks)"
             )
         return data
 

@@ -1,6 +1,6 @@
 """Bad input of every kind gets a 4xx with a code and a message a person can
-act on. BAD_INPUT is also the README's table ("Bad input"): a test keeps the
-two the same, so the README never promises an answer that is not tested."""
+act on. BAD_INPUT is also the table "Bad input" of docs/api/native.md: a test keeps
+the two the same, so the docs never promise an answer that is not tested."""
 
 import json
 import re
@@ -11,13 +11,13 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+API_DOCS = Path(__file__).resolve().parents[2] / "docs" / "api" / "native.md"
 JSON = {"content-type": "application/json"}
 UNKNOWN_JOB, UNKNOWN_RUN = "job_" + "0" * 32, "run_" + "0" * 32
 
 
 class Case(NamedTuple):
-    input: str  # as the README's table says it
+    input: str  # as the docs' table says it
     method: str
     path: str
     body: object  # JSON-able; raw bytes; (content, content type); {"files": …} for multipart
@@ -97,11 +97,11 @@ def test_bad_input_gets_a_clear_4xx(client, case):
         assert error["request_id"] == response.headers["x-request-id"]
 
 
-def readme_rows() -> set[tuple[str, int, str]]:
-    section = README.read_text().split("\n## Bad input\n", 1)[1].split("\n## ", 1)[0]
+def docs_rows() -> set[tuple[str, int, str]]:
+    section = API_DOCS.read_text().split("\n## Bad input\n", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| (.+?) \| (\d{3}) \| `(\w+)` \|$", section, re.M)
     return {(what, int(status), code) for what, status, code in rows}
 
 
-def test_the_readme_table_is_this_table():
-    assert readme_rows() == {(case.input, case.status, case.code) for case in BAD_INPUT}
+def test_the_docs_table_is_this_table():
+    assert docs_rows() == {(case.input, case.status, case.code) for case in BAD_INPUT}

@@ -73,7 +73,7 @@ def test_requests_move_the_metrics_prometheus_scrapes(client, service, receiver)
 
 
 def test_every_catalogued_metric_and_the_dashboards_serve_series_are_exported(client, service):
-    """What the dashboard and the README promise exists once it has a value."""
+    """What the dashboard and docs/operations.md promise exists once it has a value."""
     deadline = time.monotonic() + 30
     while True:
         names = {name for name, _, _ in scrape(service.metrics_url)}

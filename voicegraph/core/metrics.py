@@ -5,7 +5,7 @@ What a record becomes depends on the process: a Serve replica installs a sink
 that writes Ray Serve metrics (`deployments/metrics.py`), which Ray's metrics
 agent exports to Prometheus as `ray_<name>` (counters with `_total`); where no
 sink is installed (unit tests, command-line tools) records are dropped.
-README "Metrics" says what each one means and what to alert on.
+docs/operations.md "Metrics" says what each one means and what to alert on.
 """
 
 from __future__ import annotations
