@@ -10,7 +10,7 @@ from ray.serve import Application
 from deployments.rate_limiter import RateLimiter
 from deployments.serve_env import INGRESS_ENV
 from deployments.stitcher import Stitcher
-from deployments.storage import StorageActor
+from deployments.storage_actor import StorageActor
 from deployments.synthesizer import Synthesizer
 from deployments.text_chunker import TextChunker
 from deployments.voice_cloner import VoiceCloner

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from serve_app.tts.protocol import SpeechParams
-from voicegraph.jobs.store import JobRecord
+from voicegraph.jobs.records import JobRecord
 from voicegraph.text.captions import CaptionFormat
 
 

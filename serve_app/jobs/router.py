@@ -13,7 +13,7 @@ from serve_app.error_schemas import BODY, LOOKUP, error_responses
 from serve_app.jobs.protocol import JobRequest, JobStatus
 from serve_app.jobs.serving import JobsServing
 from voicegraph.core.errors import NotFoundError
-from voicegraph.jobs.store import JOB_ID_PATTERN, JobRecord
+from voicegraph.jobs.records import JOB_ID_PATTERN, JobRecord
 
 router = APIRouter(tags=["jobs"])
 

@@ -23,7 +23,7 @@ from serve_app.tts.serving import TTSServing
 from voicegraph.core import metrics
 from voicegraph.core.errors import VoiceGraphError
 from voicegraph.core.retry import Retry, retry_async
-from voicegraph.jobs.store import JobRecord
+from voicegraph.jobs.records import JobRecord
 
 logger = logging.getLogger("ray.serve")
 

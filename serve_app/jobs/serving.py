@@ -18,7 +18,7 @@ from serve_app.tts.protocol import SpeechParams
 from serve_app.tts.serving import TTSServing
 from voicegraph.core.errors import InvalidRequestError, UrlRefusedError, VoiceGraphError
 from voicegraph.jobs.callbacks import error_callback_url
-from voicegraph.jobs.store import AudioDelivery, JobRecord, NewJob, RunMode, RunRecord
+from voicegraph.jobs.records import AudioDelivery, JobRecord, NewJob, RunMode, RunRecord
 from voicegraph.net.safe_fetch import AllowList, check_url
 
 

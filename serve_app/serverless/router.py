@@ -19,7 +19,7 @@ from serve_app.error_schemas import BODY, GRAPH, LOOKUP, error_responses
 from serve_app.serverless.protocol import EndpointHealth, PurgedQueue, RunRequest, RunStatus, RunStream
 from serve_app.serverless.serving import ServerlessServing
 from voicegraph.core.errors import NotFoundError
-from voicegraph.jobs.store import RUN_ID_PATTERN, RunRecord
+from voicegraph.jobs.records import RUN_ID_PATTERN, RunRecord
 
 RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN, description="The id /run or /runsync answered with")]
 _RUN_ERRORS = error_responses(*BODY, *GRAPH)

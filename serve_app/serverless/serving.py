@@ -31,7 +31,7 @@ from serve_app.serverless.protocol import (
 )
 from serve_app.version import version_info
 from voicegraph.core.errors import InvalidRequestError
-from voicegraph.jobs.store import FINISHED, JobRecord, RunRecord, RunSection
+from voicegraph.jobs.records import FINISHED, JobRecord, RunRecord, RunSection
 
 # Job id → the URL this service serves its audio at.
 AudioLink = Callable[[str], str]

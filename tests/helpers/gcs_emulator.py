@@ -9,6 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from voicegraph.core.settings import Settings
+
 
 class GcsEmulator:
     """A GCS-protocol server on 127.0.0.1:`port` keeping its objects under
@@ -78,3 +80,21 @@ class GcsEmulator:
 
     def _output(self) -> str:
         return self._log.read_text(errors="replace")
+
+
+def firebase_settings(root, emulator: GcsEmulator, **overrides) -> Settings:
+    """Settings for the Firebase backend on `emulator`, with short timeouts and retries."""
+    return Settings(
+        storage_root=root,
+        storage_backend="firebase",
+        firebase={
+            "bucket": emulator.bucket,
+            "emulator_host": emulator.host,
+            "url_mode": "public",
+            "timeout_s": 1,
+            "retry_deadline_s": 1,
+            "upload_retry_initial_s": 0.05,
+            "upload_retry_max_s": 0.1,
+        },
+        **overrides,
+    )

@@ -1,22 +1,63 @@
-"""What the StorageActor answers about jobs and runs.
+"""What the StorageActor answers about jobs and runs, and the audio they make.
 
-The job database with the lease settings applied, and unknown ids turned into
-404s a client can act on.
+The job database with the lease settings applied, unknown ids turned into
+404s a client can act on, and generated audio stored through the files
+(`voicegraph.storage`): with a bucket, spooled first and recorded in the
+upload outbox, so that no audio is lost while the bucket is down.
 """
 
 from __future__ import annotations
 
-from voicegraph.core.errors import ConflictError, NotFoundError
-from voicegraph.core.settings import JobSettings
-from voicegraph.jobs.store import AudioDelivery, JobRecord, JobStore, NewJob, RunMode, RunRecord
+import logging
+import mimetypes
+from pathlib import Path
+
+from voicegraph.audio.stitching import StitchedAudio
+from voicegraph.core import metrics
+from voicegraph.core.errors import ConflictError, NotFoundError, StorageError
+from voicegraph.core.retry import backoff_s
+from voicegraph.core.settings import JobSettings, Settings
+from voicegraph.jobs.records import (
+    AudioDelivery,
+    JobRecord,
+    JobResult,
+    NewJob,
+    PendingUpload,
+    RunMode,
+    RunRecord,
+)
+from voicegraph.jobs.store import JobStore
+from voicegraph.storage.layout import StoredObject
+from voicegraph.storage.service import StorageService
+
+logger = logging.getLogger("ray.serve")
 
 _CANCELLED = "cancelled at the caller's request"
 
 
 class JobService:
-    def __init__(self, store: JobStore, options: JobSettings):
+    def __init__(
+        self,
+        store: JobStore,
+        options: JobSettings,
+        files: StorageService,
+        upload_backoff_s: tuple[float, float] = (1.0, 60.0),
+    ):
         self.store = store
         self.options = options
+        self.files = files
+        self.upload_backoff_s = upload_backoff_s  # (first retry, longest wait)
+        if files.spool is not None:
+            self._adopt_orphans()
+
+    def _adopt_orphans(self) -> None:
+        # A file spooled just before a crash, before its upload was recorded:
+        # upload it rather than lose it.
+        listed = set(self.store.uploads.keys())
+        for key in self.files.staged_keys():
+            if key not in listed:
+                content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+                self.store.uploads.add(key, content_type, None)
 
     def resume_after_restart(self) -> int:
         """Fresh leases for running jobs: nobody could renew them while the
@@ -31,6 +72,9 @@ class JobService:
         if record is None:
             raise NotFoundError(f"job {job_id!r} does not exist")
         return record
+
+    def job_status(self, job_id: str) -> str:
+        return self.get_job(job_id).status
 
     def create_run(
         self, mode: RunMode, delivery: AudioDelivery, sections: list[tuple[str | None, NewJob]]
@@ -88,3 +132,70 @@ class JobService:
         self, job_id: str, code: str, message: str, owner: str | None = None
     ) -> JobRecord | None:
         return self.store.fail(job_id, code, message, None, owner)
+
+    # Audio
+
+    def save_generation(self, audio: StitchedAudio, voice: str) -> StoredObject:
+        """Store generated audio. With a bucket, it is uploaded at once if the
+        bucket answers; if not, `upload_pending` is set, the file stays in the
+        spool, and the upload outbox retries it until the bucket has it."""
+        stored = self.files.stage(audio, voice)
+        if not stored.upload_pending:
+            return stored
+        self.store.uploads.add(stored.key, stored.content_type, None)
+        return self.upload(PendingUpload(stored.key, stored.content_type, None, 0)) or stored
+
+    def complete_job(
+        self, job_id: str, audio: StitchedAudio, voice: str, captions: str | list | None = None
+    ) -> JobRecord | None:
+        """A runner finished a job's audio. Idempotent: once one runner has
+        reported, a retried or second report changes nothing."""
+        record = self.store.get(job_id)
+        if record is None or record.status != "running" or record.stage != "synthesizing":
+            return record
+        stored = self.files.stage(audio, voice)
+        result = JobResult(
+            path=stored.key,
+            url=stored.url,
+            format=audio.format,
+            content_type=audio.content_type,
+            size_bytes=stored.size_bytes,
+            duration_s=audio.duration_s,
+            sample_rate=audio.sample_rate,
+            captions=captions,
+        )
+        upload = stored.content_type if stored.upload_pending else None
+        self.store.audio_ready(job_id, result, upload, len(audio.chunk_durations_s))
+        if upload:
+            self.upload(PendingUpload(stored.key, stored.content_type, job_id, 0))
+        return self.store.get(job_id)
+
+    def upload(self, pending: PendingUpload) -> StoredObject | None:
+        """Move one spooled file to the bucket; None (and a retry scheduled,
+        with backoff) when the bucket is unreachable."""
+        try:
+            stored = self.files.upload_staged(pending.key, pending.content_type)
+        except StorageError as exc:
+            retry_in = backoff_s(pending.attempts + 1, *self.upload_backoff_s)
+            self.store.uploads.failed(pending.key, str(exc), retry_in)
+            metrics.count("voicegraph_upload_retries")
+            logger.warning("upload of %s failed (%s); retrying in %.1f s", pending.key, exc, retry_in)
+            return None
+        if stored is None:
+            return None  # the outbox and complete_job raced; the other one uploaded it
+        # Recorded before the spooled copy goes: a crash in between leaves an
+        # orphan that is uploaded again, never a record without its file.
+        self.store.upload_done(pending.key, stored.key, stored.url)
+        self.files.discard_staged(pending.key)
+        return stored
+
+
+def open_jobs(settings: Settings, files: StorageService) -> JobService:
+    """The job database in the storage root, over the files `settings` describe."""
+    store = JobStore(
+        Path(settings.storage_root) / "jobs.sqlite3", callback_expiry_s=settings.callbacks.expire_after_s
+    )
+    firebase = settings.firebase
+    return JobService(
+        store, settings.jobs, files, (firebase.upload_retry_initial_s, firebase.upload_retry_max_s)
+    )

@@ -4,8 +4,11 @@ import pytest
 
 from voicegraph.core.errors import ConflictError, NotFoundError
 from voicegraph.core.settings import JobSettings
+from voicegraph.jobs.records import NewJob
 from voicegraph.jobs.service import JobService
-from voicegraph.jobs.store import JobStore, NewJob
+from voicegraph.jobs.store import JobStore
+from voicegraph.storage.local import LocalStorage
+from voicegraph.storage.service import StorageService
 
 
 class Clock:
@@ -19,7 +22,8 @@ class Clock:
 @pytest.fixture
 def jobs(tmp_path):
     clock = Clock()
-    service = JobService(JobStore(tmp_path / "jobs.sqlite3", callback_expiry_s=3600, clock=clock), JobSettings(lease_s=10, max_attempts=2))
+    store = JobStore(tmp_path / "jobs.sqlite3", callback_expiry_s=3600, clock=clock)
+    service = JobService(store, JobSettings(lease_s=10, max_attempts=2), StorageService(LocalStorage(tmp_path)))
     return service, clock
 
 

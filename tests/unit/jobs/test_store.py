@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from voicegraph.jobs.store import JobResult, JobStore, NewJob
+from voicegraph.jobs.records import JobResult, NewJob
+from voicegraph.jobs.store import JobStore
 
 LEASE = 10.0
 
@@ -129,7 +130,7 @@ def test_job_interrupted_on_every_run_fails_with_error_callback(store, clock):
     assert record.status == "failed" and record.error_code == "interrupted"
     (callback,) = record.callbacks
     assert callback.kind == "error" and callback.url.endswith("/api/tts/error-callback")
-    (due,) = store.due_callbacks(10)
+    (due,) = store.callbacks.due(10)
     payload = json.loads(due.body)
     assert payload["job_id"] == job.id and payload["story_id"] == "story-1"
     assert payload["error"].startswith("the job was interrupted 2 times")
@@ -153,7 +154,7 @@ def test_audio_ready_in_bucket_succeeds_and_queues_success_callback(store):
     record = store.get(job.id)
     assert record.status == "succeeded" and record.upload == "done" and record.result == RESULT
     assert (record.chunks_done, record.chunks_total) == (5, 5)
-    (due,) = store.due_callbacks(10)
+    (due,) = store.callbacks.due(10)
     payload = json.loads(due.body)
     assert payload["status"] == "succeeded" and payload["audio_url"] == RESULT.url
     assert payload["audio_path"] == RESULT.path and payload["duration_s"] == 1.5
@@ -177,15 +178,15 @@ def test_pending_upload_succeeds_the_job_when_done(store):
     record = store.get(job.id)
     assert record.status == "running" and record.stage == "uploading" and record.upload == "pending"
     assert record.callbacks == ()  # the audio URL does not work yet
-    (pending,) = store.due_uploads()
+    (pending,) = store.uploads.due()
     assert (pending.key, pending.job_id) == (RESULT.path, job.id)
-    store.upload_failed(pending.key, "bucket down", retry_in_s=30)
-    assert store.due_uploads() == []
+    store.uploads.failed(pending.key, "bucket down", retry_in_s=30)
+    assert store.uploads.due() == []
     renamed = RESULT.path.replace(".wav", "_2.wav")
     store.upload_done(pending.key, renamed, "https://bucket/x_2.wav")
     record = store.get(job.id)
     assert record.status == "succeeded" and record.upload == "done" and record.result.path == renamed
-    assert json.loads(store.due_callbacks(10)[0].body)["audio_url"] == "https://bucket/x_2.wav"
+    assert json.loads(store.callbacks.due(10)[0].body)["audio_url"] == "https://bucket/x_2.wav"
 
 
 def test_uploading_job_is_not_taken_over(store, clock):
@@ -201,31 +202,31 @@ def test_callback_retries_then_delivers(store, clock):
     job = store.create(new_job())
     store.claim("a", LEASE, 3)
     store.fail(job.id, "unknown_voice", "voice 'x' does not exist", owner="a")
-    (due,) = store.due_callbacks(10)
-    store.callback_attempted(due.id, False, 503, "HTTP 503", retry_in_s=5)
-    assert store.due_callbacks(10) == []
+    (due,) = store.callbacks.due(10)
+    store.callbacks.attempted(due.id, False, 503, "HTTP 503", retry_in_s=5)
+    assert store.callbacks.due(10) == []
     clock.now += 5
-    (due,) = store.due_callbacks(10)
+    (due,) = store.callbacks.due(10)
     assert due.attempts == 1
-    assert store.due_callbacks(10, exclude={due.id}) == []
-    store.callback_attempted(due.id, True, 200, None, retry_in_s=5)
+    assert store.callbacks.due(10, exclude={due.id}) == []
+    store.callbacks.attempted(due.id, True, 200, None, retry_in_s=5)
     (callback,) = store.get(job.id).callbacks
     assert callback.state == "delivered" and callback.attempts == 2 and callback.last_status == 200
-    assert store.due_callbacks(10) == []
+    assert store.callbacks.due(10) == []
 
 
 def test_undelivered_callback_expires(store, clock):
     job = store.create(new_job())
     store.fail(job.id, "x", "y")
     clock.now += 3600
-    assert store.due_callbacks(10) == []
+    assert store.callbacks.due(10) == []
     assert store.get(job.id).callbacks[0].state == "expired"
 
 
 def test_no_callback_url_no_callback(store):
     job = store.create(new_job(callback_url=None, error_callback_url=None))
     store.fail(job.id, "x", "y")
-    assert store.get(job.id).callbacks == () and store.due_callbacks(10) == []
+    assert store.get(job.id).callbacks == () and store.callbacks.due(10) == []
 
 
 def test_everything_survives_reopening(tmp_path, clock):
@@ -238,7 +239,7 @@ def test_everything_survives_reopening(tmp_path, clock):
     store.close()
     reopened = JobStore(path, callback_expiry_s=3600, clock=clock)
     assert reopened.get(done.id).upload == "pending"
-    assert [u.key for u in reopened.due_uploads()] == [RESULT.path]
+    assert [u.key for u in reopened.uploads.due()] == [RESULT.path]
     assert reopened.claim("b", LEASE, 3).id == queued.id
     reopened.close()
 
@@ -279,7 +280,7 @@ def test_a_cancelled_queued_job_is_never_claimed_and_says_so_in_its_callback(sto
     assert store.claim("a", LEASE, 3) is None
     record = store.get(job.id)
     assert (record.status, record.error_code) == ("cancelled", "cancelled") and record.finished_at
-    (due,) = store.due_callbacks(10)
+    (due,) = store.callbacks.due(10)
     payload = json.loads(due.body)
     assert due.kind == "error" and payload["error_details"] == {"code": "cancelled"}
     assert payload["error"] == "cancelled at the caller's request" and payload["job_id"] == job.id

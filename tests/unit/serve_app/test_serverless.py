@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from serve_app.serverless.protocol import RunRequest
 from serve_app.serverless.serving import ServerlessServing, run_state, run_times_ms
 from voicegraph.core.settings import Settings
-from voicegraph.jobs.store import JobRecord, RunRecord, RunSection
+from voicegraph.jobs.records import JobRecord, RunRecord, RunSection
 
 
 def requests_of(input_: dict) -> list[tuple]:

@@ -63,7 +63,7 @@ def test_concurrent_saves_get_unique_names(tmp_path):
     service = StorageService(LocalStorage(tmp_path))
     payloads = [f"audio {i}".encode() for i in range(40)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        stored = list(pool.map(lambda data: service.save_generation(stitched(data), "Alice"), payloads))
+        stored = list(pool.map(lambda data: service.stage(stitched(data), "Alice"), payloads))
     assert len({s.key for s in stored}) == 40
     for item, data in zip(stored, payloads):
         assert re.fullmatch(r"tts_generations/TTS_voice_alice_\d{8}_\d{6}(_\d+)?\.wav", item.key)

@@ -1,4 +1,4 @@
-"""Drains what the StorageActor still owes: spooled uploads and callbacks.
+"""Drains what the job database still owes: spooled uploads and callbacks.
 
 Ray-free; the StorageActor calls `tick` in a loop. Callbacks go out on their
 own thread pool, so a slow receiver holds at most `max_in_flight` threads and
@@ -16,9 +16,9 @@ from voicegraph.core import metrics
 from voicegraph.core.retry import backoff_s
 from voicegraph.core.settings import Settings
 from voicegraph.jobs.callbacks import Delivery, deliver, delivery_headers
-from voicegraph.jobs.store import JOB_STATUSES, DueCallback
+from voicegraph.jobs.records import JOB_STATUSES, DueCallback
+from voicegraph.jobs.service import JobService
 from voicegraph.net.safe_fetch import AllowList
-from voicegraph.storage.service import StorageService
 
 logger = logging.getLogger("ray.serve")
 
@@ -26,9 +26,9 @@ _EVENTS = {"success": "tts.job.succeeded", "error": "tts.job.failed"}
 
 
 class Outbox:
-    def __init__(self, service: StorageService, settings: Settings):
-        self.service = service
-        self.jobs = service.jobs
+    def __init__(self, jobs: JobService, settings: Settings):
+        self.jobs = jobs
+        self.store = jobs.store
         self.settings = settings
         self.allow = AllowList.parse(settings.outbound.allow)
         self._in_flight: set[str] = set()
@@ -44,8 +44,8 @@ class Outbox:
         """Upload spooled files whose retry is due; stops at the first failure
         (the bucket is down: the others would wait out the same timeout)."""
         uploaded = 0
-        for pending in self.jobs.due_uploads():
-            if self.service.upload(pending) is None:
+        for pending in self.store.uploads.due():
+            if self.jobs.upload(pending) is None:
                 break
             uploaded += 1
         return uploaded
@@ -66,7 +66,7 @@ class Outbox:
             due.url, due.body, headers, allow=self.allow, timeout_s=options.timeout_s
         )
         retry_in = backoff_s(attempt, options.initial_backoff_s, options.max_backoff_s)
-        self.jobs.callback_attempted(due.id, result.delivered, result.status, result.error, retry_in)
+        self.store.callbacks.attempted(due.id, result.delivered, result.status, result.error, retry_in)
         metrics.count("voicegraph_callback_deliveries", outcome="delivered" if result.delivered else "failed")
         if not result.delivered:
             logger.warning(
@@ -76,15 +76,15 @@ class Outbox:
         return result
 
     async def tick(self) -> None:
-        await asyncio.to_thread(self.jobs.reap, self.settings.jobs.max_attempts)
+        await asyncio.to_thread(self.store.reap, self.settings.jobs.max_attempts)
         room = self.settings.callbacks.max_in_flight - len(self._in_flight)
         if room > 0:
             loop = asyncio.get_running_loop()
-            for due in await asyncio.to_thread(self.jobs.due_callbacks, room, set(self._in_flight)):
+            for due in await asyncio.to_thread(self.store.callbacks.due, room, set(self._in_flight)):
                 self._in_flight.add(due.id)
                 future = loop.run_in_executor(self._pool, self.deliver, due)
                 future.add_done_callback(self._delivered(due.id))
-        if self.service.spool is not None:
+        if self.jobs.files.spool is not None:
             await asyncio.to_thread(self.upload_due)
         if time.monotonic() >= self._next_report:
             self._next_report = time.monotonic() + self.settings.jobs.gauges_interval_s
@@ -92,13 +92,13 @@ class Outbox:
 
     def report(self) -> None:
         """Gauges from the database: it, not this replica's memory, is the truth."""
-        counts = self.jobs.counts()
+        counts = self.store.counts()
         for status in JOB_STATUSES:
             metrics.set_gauge("voicegraph_jobs", counts.get(status, 0), status=status)
-        backlog = self.jobs.backlog()
-        metrics.set_gauge("voicegraph_callback_outbox_depth", backlog["callbacks_pending"])
-        metrics.set_gauge("voicegraph_callbacks_expired", backlog["callbacks_expired"])
-        metrics.set_gauge("voicegraph_uploads_pending", backlog["uploads_pending"])
+        callbacks = self.store.callbacks.counts()
+        metrics.set_gauge("voicegraph_callback_outbox_depth", callbacks.get("pending", 0))
+        metrics.set_gauge("voicegraph_callbacks_expired", callbacks.get("expired", 0))
+        metrics.set_gauge("voicegraph_uploads_pending", self.store.uploads.count())
 
     def _delivered(self, callback_id: str):
         def done(future: asyncio.Future) -> None:

@@ -1,0 +1,78 @@
+"""The callback outbox: callbacks owed to customers, kept until delivered or expired.
+
+A callback is queued in the same transaction as the job state it reports
+(`enqueue` takes that transaction), so no job ends without its callback.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from pydantic import BaseModel
+
+from voicegraph.jobs.database import JobDatabase
+from voicegraph.jobs.records import CallbackKind, DueCallback
+
+
+class CallbackOutbox:
+    def __init__(self, db: JobDatabase, expiry_s: float):
+        self._db = db
+        self._expiry_s = expiry_s
+
+    def enqueue(
+        self, tx: sqlite3.Connection, job_id: str, kind: CallbackKind, url: str, payload: BaseModel, now: float
+    ) -> None:
+        body = payload.model_dump_json().encode()
+        tx.execute(
+            "INSERT OR IGNORE INTO callbacks (id, job_id, kind, url, body, state, next_attempt_at,"
+            " expires_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+            (f"{job_id}.{kind}", job_id, kind, url, body, now, now + self._expiry_s, now),
+        )
+
+    def due(self, limit: int, exclude: set[str] = frozenset()) -> list[DueCallback]:
+        """Pending callbacks whose next attempt is due; expired ones are marked so first."""
+        now = self._db.clock()
+        with self._db.transaction() as tx:
+            tx.execute(
+                "UPDATE callbacks SET state = 'expired' WHERE state = 'pending' AND expires_at <= ?",
+                (now,),
+            )
+            rows = tx.execute(
+                "SELECT * FROM callbacks WHERE state = 'pending' AND next_attempt_at <= ?"
+                " ORDER BY next_attempt_at LIMIT ?",
+                (now, limit + len(exclude)),
+            ).fetchall()
+        due = [
+            DueCallback(r["id"], r["job_id"], r["kind"], r["url"], bytes(r["body"]), r["attempts"])
+            for r in rows
+            if r["id"] not in exclude
+        ]
+        return due[:limit]
+
+    def attempted(
+        self,
+        callback_id: str,
+        delivered: bool,
+        status: int | None,
+        error: str | None,
+        retry_in_s: float,
+    ) -> None:
+        now = self._db.clock()
+        with self._db.transaction() as tx:
+            if delivered:
+                tx.execute(
+                    "UPDATE callbacks SET state = 'delivered', attempts = attempts + 1,"
+                    " last_status = ?, last_error = NULL, delivered_at = ? WHERE id = ?",
+                    (status, now, callback_id),
+                )
+            else:
+                tx.execute(
+                    "UPDATE callbacks SET attempts = attempts + 1, last_status = ?, last_error = ?,"
+                    " next_attempt_at = ? WHERE id = ? AND state = 'pending'",
+                    (status, error, now + retry_in_s, callback_id),
+                )
+
+    def counts(self) -> dict[str, int]:
+        """Callbacks by state: pending, delivered, expired."""
+        with self._db.reading() as db:
+            return dict(db.execute("SELECT state, COUNT(*) FROM callbacks GROUP BY state").fetchall())
