@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import difflib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,6 +144,17 @@ class EngineInfo:
         return (preset.language,) if preset and preset.language else self.languages
 
 
+@dataclass(frozen=True)
+class ChunkRequest:
+    """One chunk to speak, with everything that shapes its audio."""
+
+    text: str
+    voice: Voice
+    language: str
+    speed: float = 1.0
+    sampling: Sampling = Sampling()
+
+
 class Engine(abc.ABC):
     """Text → mono float32 PCM in [-1, 1] at `sample_rate`.
 
@@ -162,6 +173,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def clone(self, pcm: np.ndarray, rate: int) -> ClonedVoice:
         """Reference speech (mono float32, silence trimmed) → a voice this engine speaks."""
+
+    def synthesize_batch(self, chunks: Sequence[ChunkRequest]) -> list[np.ndarray]:
+        """Each chunk's audio, as `synthesize` would speak it alone. Engines that
+        decode chunks together (XTTS) override this; the rest take them in turn."""
+        return [self.synthesize(c.text, c.voice, c.language, c.speed, c.sampling) for c in chunks]
 
     def synthesize_stream(
         self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()

@@ -11,7 +11,7 @@ import contextlib
 import gc
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import numpy as np
 from voicegraph.core.errors import ReplicaFaultError
 from voicegraph.core.settings import Settings
 from voicegraph.engines.base import (
+    ChunkRequest,
     ClonedVoice,
     Engine,
     EngineInfo,
@@ -57,6 +58,17 @@ class Conditioning:
 
     gpt_cond_latent: object  # torch.Tensor (1, 32, channels)
     speaker_embedding: object  # torch.Tensor (1, 512, 1)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A chunk ready for the GPT: its voice, language and generation settings resolved."""
+
+    text: str
+    language: str
+    speed: float
+    conditioning: Conditioning
+    generation: dict  # `_generation_kwargs`, the token budget included
 
 
 def read_reference(path: Path) -> tuple[np.ndarray, int]:
@@ -241,6 +253,114 @@ class XttsEngine(Engine):
             return np.asarray(result["wav"], dtype=np.float32)
 
         return self._guarded(work).clip(-1.0, 1.0)
+
+    def synthesize_batch(self, chunks: Sequence[ChunkRequest]) -> list[np.ndarray]:
+        """Chunks decoded together: one GPT generation for every chunk that
+        samples alike (prompts left-padded under an attention mask, each chunk
+        cut at its own stop token or its own token budget), then each chunk's
+        latents and HiFi-GAN on its own. One chunk of the batch sounds as it
+        would alone; an out-of-memory error splits the batch and tries the halves."""
+        prepared = []
+        for chunk in chunks:
+            conditioning, language = self._voice(chunk.voice, chunk.language)
+            generation = self._generation_kwargs(chunk.text, chunk.sampling)
+            prepared.append(_Prepared(chunk.text, language, chunk.speed, conditioning, generation))
+        groups: dict[tuple, list[int]] = {}
+        for index, item in enumerate(prepared):
+            alike = tuple(sorted((k, v) for k, v in item.generation.items() if k != "max_new_tokens"))
+            groups.setdefault(alike, []).append(index)
+        audio: list[np.ndarray] = [np.empty(0, np.float32)] * len(prepared)
+        for indices in groups.values():
+            decoded = self._guarded(lambda group=indices: self._split_on_oom([prepared[i] for i in group]), False)
+            for index, pcm in zip(indices, decoded):
+                audio[index] = pcm.clip(-1.0, 1.0)
+        return audio
+
+    def _split_on_oom(self, items: list[_Prepared]) -> list[np.ndarray]:
+        torch = self._torch
+        try:
+            with torch.inference_mode(), self._precision():
+                return self._decode_together(items)
+        except torch.OutOfMemoryError:
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if len(items) == 1:
+                logger.warning("CUDA out of memory on one chunk; retrying it once")
+                with torch.inference_mode(), self._precision():
+                    return self._decode_together(items)
+            half = len(items) // 2
+            logger.warning("CUDA out of memory on a batch of %d chunks; trying its halves", len(items))
+            return self._split_on_oom(items[:half]) + self._split_on_oom(items[half:])
+
+    def _decode_together(self, items: list[_Prepared]) -> list[np.ndarray]:
+        torch, model = self._torch, self.model
+        gpt = model.gpt
+        tokens = [
+            torch.IntTensor(model.tokenizer.encode(item.text.strip().lower(), lang=item.language.split("-")[0]))
+            .unsqueeze(0)
+            .to(self.device)
+            for item in items
+        ]
+        prompts = []
+        for item, text in zip(items, tokens):
+            # What gpt.compute_embeddings makes of one chunk: its voice's latents, then its text.
+            text = torch.nn.functional.pad(text, (0, 1), value=gpt.stop_text_token)
+            text = torch.nn.functional.pad(text, (1, 0), value=gpt.start_text_token)
+            embedded = gpt.text_embedding(text) + gpt.text_pos_embedding(text)
+            prompts.append(torch.cat([item.conditioning.gpt_cond_latent.to(embedded.dtype), embedded], dim=1)[0])
+        width = max(len(prompt) for prompt in prompts)
+        prefix = prompts[0].new_zeros((len(items), width, prompts[0].shape[-1]))
+        mask = torch.zeros((len(items), width + 1), dtype=torch.long, device=self.device)
+        for row, prompt in enumerate(prompts):
+            # Left padding: every chunk's first audio token comes at the same step, so
+            # the mel position embeddings (counted from the prefix's end) stay right.
+            prefix[row, width - len(prompt) :] = prompt
+            mask[row, width - len(prompt) :] = 1
+        gpt.gpt_inference.store_prefix_emb(prefix)
+        inputs = torch.ones((len(items), width + 1), dtype=torch.long, device=self.device)
+        inputs[:, -1] = gpt.start_audio_token
+        budgets = [item.generation["max_new_tokens"] for item in items]
+        sampling = {k: v for k, v in items[0].generation.items() if k != "max_new_tokens"}
+        codes = gpt.gpt_inference.generate(
+            inputs,
+            attention_mask=mask,
+            bos_token_id=gpt.start_audio_token,
+            pad_token_id=gpt.stop_audio_token,
+            eos_token_id=gpt.stop_audio_token,
+            max_new_tokens=max(budgets),
+            do_sample=True,
+            num_beams=1,
+            output_attentions=False,
+            **sampling,
+        )[:, width + 1 :]
+        audio = []
+        for item, text, row, budget in zip(items, tokens, codes, budgets):
+            row = row[:budget]
+            stops = (row == gpt.stop_audio_token).nonzero()
+            if len(stops):
+                row = row[: int(stops[0]) + 1]  # its stop token, as generation alone ends
+            audio.append(self._vocode(item, text, row.unsqueeze(0)))
+        return audio
+
+    def _vocode(self, item: _Prepared, text, codes) -> np.ndarray:
+        """GPT codes → audio, as `Xtts.inference` does for one chunk."""
+        torch, gpt = self._torch, self.model.gpt
+        latents = gpt(
+            text,
+            torch.tensor([text.shape[-1]], device=self.device),
+            codes,
+            torch.tensor([codes.shape[-1] * gpt.code_stride_len], device=self.device),
+            cond_latents=item.conditioning.gpt_cond_latent,
+            return_attentions=False,
+            return_latent=True,
+        )
+        if item.speed != 1.0:
+            latents = torch.nn.functional.interpolate(
+                latents.transpose(1, 2), scale_factor=1.0 / max(item.speed, 0.05), mode="linear"
+            ).transpose(1, 2)
+        wav = self.model.hifigan_decoder(latents, g=item.conditioning.speaker_embedding.to(self.device))
+        return wav.detach().float().cpu().squeeze().numpy()
 
     def synthesize_stream(
         self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()

@@ -1,12 +1,14 @@
 """The XTTS engine on a tiny random checkpoint: the real loading and inference code."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from tests.helpers.xtts import tiny_xtts_settings
 from voicegraph.core.errors import ReplicaFaultError, UnknownVoiceError, UnsupportedLanguageError
-from voicegraph.engines.base import Sampling
+from voicegraph.engines.base import ChunkRequest, Sampling
 from voicegraph.engines.synthesizer import Synthesizer
 from voicegraph.engines.xtts import XttsEngine, is_fatal_cuda_error
 
@@ -38,8 +40,6 @@ def test_conditioning_from_a_reference_clip(engine, reference_clip):
 
 
 def test_a_clone_is_the_conditioning_as_arrays_and_speaks(engine, reference_clip):
-    import dataclasses
-
     from voicegraph.core.errors import IncompatibleVoiceError
     from voicegraph.engines.xtts import read_reference
 
@@ -175,3 +175,107 @@ def test_fatal_error_patterns():
     assert is_fatal_cuda_error(RuntimeError("CUDA error: misaligned address"))
     assert not is_fatal_cuda_error(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
     assert not is_fatal_cuda_error(ValueError("bad shape"))
+
+
+# Batches: top_k=1 samples the most likely token, so a chunk's audio is
+# reproducible and can be compared alone and in a batch.
+GREEDY = Sampling(top_k=1)
+
+
+@pytest.fixture(scope="module")
+def batching_engine(tiny_xtts_dir, reference_clip):
+    """The tiny model with its GPT weights scaled up: at its random initial
+    scale the prompt barely moves the logits and every chunk generates the
+    same codes, so a batch that mixed up its rows would go unnoticed."""
+    engine = XttsEngine(tiny_xtts_settings(tiny_xtts_dir, reference_clip), num_threads=2)
+    with torch.no_grad():
+        for weight in engine.model.gpt.gpt.parameters():
+            weight.mul_(4.0)
+        engine.model.gpt.text_embedding.weight.mul_(20.0)
+    return engine
+
+
+def batch_of_different_chunks(engine, reference_clip):
+    from voicegraph.engines.xtts import read_reference
+
+    clone = engine.clone(*read_reference(reference_clip))
+    return [
+        ChunkRequest("Hello there.", "Tiny Narrator", "en", 1.0, GREEDY),
+        ChunkRequest("A much longer sentence, with a clause or two, for the model to speak.", "narrator", "en", 1.3, GREEDY),
+        ChunkRequest("Bonjour tout le monde.", clone, "fr", 0.8, GREEDY),
+        ChunkRequest("Hola.", "Tiny Narrator", "es", 1.0, GREEDY),
+    ]
+
+
+def alone(engine, chunk):
+    return engine.synthesize(chunk.text, chunk.voice, chunk.language, chunk.speed, chunk.sampling)
+
+
+def assert_same_audio(together, separately):
+    assert [len(a) for a in together] == [len(a) for a in separately]
+    for a, b in zip(together, separately):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_a_batch_speaks_each_chunk_as_it_would_alone(batching_engine, reference_clip):
+    chunks = batch_of_different_chunks(batching_engine, reference_clip)
+    together = batching_engine.synthesize_batch(chunks)
+    assert_same_audio(together, [alone(batching_engine, chunk) for chunk in chunks])
+    # Different texts, voices and speeds: different audio, nothing shared between rows.
+    assert len({len(audio) for audio in together}) == len(chunks)
+    # The same text and speed in another voice is other audio: the rows' prompts mattered.
+    other_voice = dataclasses.replace(chunks[0], voice="narrator")
+    first, second = batching_engine.synthesize_batch([chunks[0], other_voice])
+    assert len(first) == len(second) and not np.allclose(first, second, atol=1e-3)
+
+
+def test_a_chunk_sounds_the_same_whatever_its_neighbours(batching_engine, reference_clip):
+    chunks = batch_of_different_chunks(batching_engine, reference_clip)
+    first = batching_engine.synthesize_batch(chunks)[1]
+    assert_same_audio([batching_engine.synthesize_batch([chunks[1], chunks[0]])[0]], [first])
+    assert_same_audio([batching_engine.synthesize_batch([chunks[3], chunks[2], chunks[1]])[2]], [first])
+
+
+def test_chunks_that_sample_differently_are_decoded_in_separate_groups(batching_engine, reference_clip, monkeypatch):
+    chunks = batch_of_different_chunks(batching_engine, reference_clip)
+    hotter = dataclasses.replace(chunks[0], sampling=Sampling(top_k=1, temperature=0.5))
+    sizes = []
+    decode = batching_engine._decode_together
+    monkeypatch.setattr(batching_engine, "_decode_together", lambda items: sizes.append(len(items)) or decode(items))
+    audio = batching_engine.synthesize_batch([*chunks, hotter])
+    assert sorted(sizes) == [1, 4]
+    assert_same_audio(audio, [alone(batching_engine, chunk) for chunk in [*chunks, hotter]])
+
+
+def test_out_of_memory_splits_the_batch_and_every_chunk_arrives_once(batching_engine, reference_clip, monkeypatch):
+    # CUDA memory cannot be exhausted on a CPU: the batching_engine sees the error torch raises.
+    chunks = batch_of_different_chunks(batching_engine, reference_clip)
+    sizes = []
+    decode = batching_engine._decode_together
+
+    def fails_above_one(items):
+        sizes.append(len(items))
+        if len(items) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return decode(items)
+
+    monkeypatch.setattr(batching_engine, "_decode_together", fails_above_one)
+    audio = batching_engine.synthesize_batch(chunks)
+    assert sizes == [4, 2, 1, 1, 2, 1, 1]
+    assert_same_audio(audio, [alone(batching_engine, chunk) for chunk in chunks])
+
+
+def test_engines_without_batching_take_a_batch_in_turn():
+    from voicegraph.engines.espeak import EspeakEngine
+
+    calls = []
+
+    class RecordingEspeak(EspeakEngine):
+        def synthesize(self, *args):
+            calls.append(args)
+            return super().synthesize(*args)
+
+    chunks = [ChunkRequest("One.", "default", "en"), ChunkRequest("Two, three.", "deep", "en", 1.5)]
+    together = RecordingEspeak().synthesize_batch(chunks)
+    assert calls == [(c.text, c.voice, c.language, c.speed, c.sampling) for c in chunks]
+    assert len(together) == 2 and len(together[1]) > len(together[0]) > 0
