@@ -1,4 +1,9 @@
-"""The Synthesizer deployment: one engine per replica; chunk + voice → PCM."""
+"""The Synthesizer deployment: one engine per replica; chunk + voice → PCM.
+
+Where the engine can decode chunks together (XTTS), concurrent chunk calls on
+a replica, from any requests, are gathered by Serve's `@serve.batch`; a
+chunk whose caller is cancelled while it waits is left out of its batch.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from ray import serve
 from deployments.metrics import install_serve_metrics
 from voicegraph.audio.dsp import as_int16
 from voicegraph.core.settings import Settings
-from voicegraph.engines import ClonedVoice, EngineInfo, Sampling, Voice, build_engine, synthesizer
+from voicegraph.engines import ChunkRequest, ClonedVoice, EngineInfo, Sampling, Voice, build_engine, synthesizer
 
 
 @serve.deployment(name="Synthesizer")
@@ -20,11 +25,14 @@ class Synthesizer:
         install_serve_metrics()
         # Torch threads from this replica's CPU share, not from the node's cores.
         threads = max(1, int(settings.synthesizer.num_cpus))
+        engine = build_engine(settings, num_threads=threads)
         self._chunks = synthesizer.Synthesizer(
-            build_engine(settings, num_threads=threads),
-            retries=settings.synthesizer.retries,
-            backoff_s=settings.synthesizer.retry_backoff_s,
+            engine, retries=settings.synthesizer.retries, backoff_s=settings.synthesizer.retry_backoff_s
         )
+        options = settings.synthesizer
+        self._batch_size = 1 if engine.default_batch_size == 1 else options.max_batch_size or engine.default_batch_size
+        self._synthesize_together.set_max_batch_size(self._batch_size)
+        self._synthesize_together.set_batch_wait_timeout_s(options.batch_wait_timeout_s)
 
     def describe(self) -> EngineInfo:
         return self._chunks.engine.info()
@@ -35,8 +43,17 @@ class Synthesizer:
         # In a thread, so a slow engine call does not stall this replica's event
         # loop (health checks, other requests' bookkeeping). int16: half the
         # bytes of float32 through the object store, and what encoders take.
-        pcm = await asyncio.to_thread(self._chunks.synthesize, text, voice, language, speed, sampling)
+        if self._batch_size == 1:
+            pcm = await asyncio.to_thread(self._chunks.synthesize, text, voice, language, speed, sampling)
+        else:
+            pcm = await self._synthesize_together(ChunkRequest(text, voice, language, speed, sampling))
+            if isinstance(pcm, Exception):
+                raise pcm
         return as_int16(pcm)
+
+    @serve.batch
+    async def _synthesize_together(self, chunks: list[ChunkRequest]) -> list[np.ndarray | Exception]:
+        return await asyncio.to_thread(self._chunks.synthesize_batch, chunks)
 
     async def clone_voice(self, pcm: np.ndarray, rate: int) -> ClonedVoice:
         # Cloning needs the loaded model (XTTS conditioning), which only
@@ -53,6 +70,8 @@ class Synthesizer:
             "gpu_ids": [str(gpu) for gpu in context.get_accelerator_ids().get("GPU", [])],
             "engine": self._chunks.engine.info().engine,
             "chunks_done": self._chunks.chunks_done,
+            "max_batch_size": self._batch_size,
+            "batches_done": self._chunks.batches_done,
         }
 
     def check_health(self) -> None:

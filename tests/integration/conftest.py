@@ -160,7 +160,9 @@ def xtts_service(service, tiny_xtts_dir, reference_clip, tmp_path_factory) -> Se
         tiny_xtts_dir,
         reference_clip,
         storage_root=tmp_path_factory.mktemp("xtts-storage"),
-        synthesizer={"min_replicas": 1, "max_replicas": 1, "num_cpus": 1},
+        # A longer wait than the default's 10 ms: chunks sent together batch
+        # together even on a busy 2-core machine.
+        synthesizer={"min_replicas": 1, "max_replicas": 1, "num_cpus": 1, "batch_wait_timeout_s": 0.1},
     )
     serve.run(build_app(settings), name="voicegraph-xtts", route_prefix="/xtts")
     yield Service(f"{service.url}/xtts", settings.storage_root, settings)

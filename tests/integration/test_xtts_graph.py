@@ -3,9 +3,11 @@
 import httpx
 import numpy as np
 import pytest
+from ray import serve
 
 from tests.helpers.audio import decode
 from tests.helpers.texts import service_chunks
+from voicegraph.engines.base import Sampling
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +109,20 @@ def test_xtts_streams_through_the_graph(xtts):
     pause = int(24000 * 0.180)
     assert len(pcm) > pause + 0.4 * 24000  # two chunks of model output and the pause between
     assert np.abs(pcm).max() > 0
+
+
+def test_concurrent_chunks_are_decoded_together_and_each_sounds_as_alone(xtts):
+    synthesizer = serve.get_deployment_handle("Synthesizer", "voicegraph-xtts")
+    greedy = Sampling(top_k=1)  # the most likely token: the same audio each time
+    texts = ["Hello there.", "A longer sentence, spoken by the tiny model.", "Short.", "One more chunk to speak."]
+    one_by_one = [synthesizer.synthesize.remote(text, "Tiny Narrator", "en", 1.0, greedy).result() for text in texts]
+    before = synthesizer.replica_info.remote().result()
+    calls = [synthesizer.synthesize.remote(text, "Tiny Narrator", "en", 1.0, greedy) for text in texts]
+    together = [call.result() for call in calls]
+    after = synthesizer.replica_info.remote().result()
+    assert after["max_batch_size"] == 8
+    assert after["chunks_done"] - before["chunks_done"] == len(texts)
+    assert after["batches_done"] - before["batches_done"] < len(texts)  # some were decoded together
+    for batched, alone in zip(together, one_by_one):
+        assert batched.dtype == np.int16 and len(batched) == len(alone)
+        np.testing.assert_allclose(batched, alone, atol=4)  # int16: a few steps of rounding

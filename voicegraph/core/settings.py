@@ -60,6 +60,12 @@ class SynthesizerSettings(BaseModel):
     gpus_per_replica: float | Literal["auto"] = "auto"
     auto_gpu_fraction: float = Field(0.25, gt=0, le=1)
     max_ongoing_requests: int = Field(8, ge=1)
+    # Chunks a replica decodes together, from any requests (Serve's @serve.batch),
+    # for engines that can (XTTS); unset: the engine's own default. Engines that
+    # cannot batch (Piper, eSpeak) take one chunk at a time whatever is set here.
+    max_batch_size: int | None = Field(None, ge=1, le=256)
+    # How long a replica waits for more chunks before it decodes what it has.
+    batch_wait_timeout_s: float = Field(0.01, ge=0, le=1)
     # Chunks waiting at each ingress replica once every Synthesizer replica is
     # at max_ongoing_requests. Requests are admitted by max_chunks_in_flight
     # below it, so this bound is Serve's backstop: a chunk it refuses waits.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from voicegraph.core.settings import Settings
 from voicegraph.engines.base import (
+    ChunkRequest,
     ClonedVoice,
     Engine,
     EngineInfo,
@@ -12,7 +13,11 @@ from voicegraph.engines.base import (
     VoiceInfo,
 )
 
-__all__ = ["ClonedVoice", "Engine", "EngineInfo", "Sampling", "Voice", "VoiceInfo", "build_engine"]
+__all__ = [
+    "ChunkRequest",
+    "ClonedVoice", "Engine", "EngineInfo", "Sampling", "Voice", "VoiceInfo",
+    "build_engine",
+]
 
 
 def build_engine(settings: Settings, num_threads: int = 1) -> Engine:

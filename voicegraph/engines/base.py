@@ -162,6 +162,9 @@ class Engine(abc.ABC):
     they cannot speak (never retried) and anything else for faults (retried).
     """
 
+    # Chunks this engine decodes together by default (1: it cannot batch).
+    default_batch_size = 1
+
     @abc.abstractmethod
     def info(self) -> EngineInfo: ...
 

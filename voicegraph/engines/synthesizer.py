@@ -1,16 +1,17 @@
-"""One chunk through an engine, retrying transient faults."""
+"""Chunks through an engine, one at a time or decoded together, retrying transient faults."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
 from voicegraph.core import metrics
 from voicegraph.core.errors import InvalidRequestError, ReplicaFaultError, SynthesisError
 from voicegraph.core.retry import Retry, retry_call
-from voicegraph.engines.base import Engine, Sampling, Voice
+from voicegraph.engines.base import ChunkRequest, Engine, Sampling, Voice
 
 logger = logging.getLogger("ray.serve")
 
@@ -28,6 +29,7 @@ class Synthesizer:
         self.engine = engine
         self.retries = retries
         self.chunks_done = 0  # on this replica: shows how a text fanned out
+        self.batches_done = 0  # fewer than its chunks: chunks were decoded together
         self._info = engine.info()
         self._policy = Retry(
             retry_on=(Exception,),
@@ -56,7 +58,41 @@ class Synthesizer:
             raise SynthesisError(
                 f"synthesis failed after {self.retries + 1} attempts: {exc}"
             ) from exc
+        self._done(voice, pcm, time.perf_counter() - started)
+        return pcm
+
+    def synthesize_batch(self, chunks: Sequence[ChunkRequest]) -> list[np.ndarray | Exception]:
+        """Each chunk's audio, or its own error, decoded together where the
+        engine can. A batch the engine fails on is taken chunk by chunk, each
+        with its own retries, so a bad chunk fails alone; a broken replica
+        fails them all, to be resent elsewhere."""
+        self.batches_done += 1
+        started = time.perf_counter()
+        try:
+            pcms = self.engine.synthesize_batch(chunks) if len(chunks) > 1 else None
+        except ReplicaFaultError as exc:
+            for _ in chunks:
+                metrics.count("voicegraph_chunks", engine=self._info.engine, outcome="failed")
+            return [exc] * len(chunks)
+        except Exception as exc:
+            logger.warning("a batch of %d chunks failed (%r); taking them one at a time", len(chunks), exc)
+            pcms = None
+        if pcms is None:
+            return [self._outcome(chunk) for chunk in chunks]
+        # Each chunk waited for the whole batch: that is its latency.
         elapsed_s = time.perf_counter() - started
+        for chunk, pcm in zip(chunks, pcms):
+            self._done(chunk.voice, pcm, elapsed_s)
+        return pcms
+
+    def _outcome(self, chunk: ChunkRequest) -> np.ndarray | Exception:
+        try:
+            return self.synthesize(chunk.text, chunk.voice, chunk.language, chunk.speed, chunk.sampling)
+        except Exception as exc:
+            return exc
+
+    def _done(self, voice: Voice, pcm: np.ndarray, elapsed_s: float) -> None:
+        engine = self._info.engine
         audio_s = len(pcm) / self._info.sample_rate_for(voice)
         metrics.count("voicegraph_chunks", engine=engine, outcome="ok")
         metrics.observe("voicegraph_chunk_latency_s", elapsed_s, engine=engine)
@@ -64,7 +100,6 @@ class Synthesizer:
         if audio_s > 0:
             metrics.observe("voicegraph_real_time_factor", elapsed_s / audio_s, engine=engine)
         self.chunks_done += 1
-        return pcm
 
     def _retrying(self, exc: BaseException, failures: int, delay_s: float) -> None:
         metrics.count("voicegraph_chunk_retries", engine=self._info.engine)

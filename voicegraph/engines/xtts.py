@@ -81,6 +81,10 @@ def read_reference(path: Path) -> tuple[np.ndarray, int]:
 
 
 class XttsEngine(Engine):
+    # One GPT decode step costs about as much for 8 sequences as for one (it is
+    # bound by kernel launches on a GPU): batches fill the GPU.
+    default_batch_size = 8
+
     def __init__(self, settings: Settings, num_threads: int = 1):
         import torch
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from voicegraph.core.errors import ReplicaFaultError, SynthesisError, UnknownVoiceError
-from voicegraph.engines.base import Engine, EngineInfo, VoiceInfo
+from voicegraph.engines.base import ChunkRequest, Engine, EngineInfo, VoiceInfo
 from voicegraph.engines.synthesizer import Synthesizer
 
 
@@ -70,3 +70,58 @@ def test_a_failed_chunk_is_counted_as_failed(recorded_metrics):
         Synthesizer(FlakyEngine(5, RuntimeError("device busy")), retries=1, backoff_s=0).synthesize("hi", "v", "en", 1.0)
     assert recorded_metrics.total("voicegraph_chunks", outcome="failed") == 1
     assert recorded_metrics.total("voicegraph_chunks", outcome="ok") == 0
+
+
+class BatchingEngine(FlakyEngine):
+    """Decodes a batch at once, or fails it with `batch_error`; one chunk's
+    audio is as long as its text, so each result can be told apart."""
+
+    default_batch_size = 8
+
+    def __init__(self, batch_error: Exception | None = None, bad_text: str | None = None):
+        super().__init__(0, RuntimeError())
+        self.batch_error = batch_error
+        self.bad_text = bad_text
+        self.batches = []
+
+    def synthesize(self, text, voice, language, speed, sampling=None):
+        if text == self.bad_text:
+            raise UnknownVoiceError(f"no voice for {text}")
+        return np.ones(len(text), dtype=np.float32)
+
+    def synthesize_batch(self, chunks):
+        self.batches.append([chunk.text for chunk in chunks])
+        if self.batch_error is not None:
+            raise self.batch_error
+        return [self.synthesize(c.text, c.voice, c.language, c.speed) for c in chunks]
+
+
+CHUNKS = [ChunkRequest(text, "v", "en") for text in ("a", "bb", "ccc")]
+
+
+def test_a_batch_is_decoded_together_and_each_chunk_counted(recorded_metrics):
+    engine = BatchingEngine()
+    results = Synthesizer(engine, backoff_s=0).synthesize_batch(CHUNKS)
+    assert [len(pcm) for pcm in results] == [1, 2, 3]
+    assert engine.batches == [["a", "bb", "ccc"]]
+    assert recorded_metrics.total("voicegraph_chunks", engine="flaky", outcome="ok") == 3
+
+
+def test_a_bad_chunk_fails_alone_and_the_others_are_spoken():
+    engine = BatchingEngine(batch_error=UnknownVoiceError("no voice for bb"), bad_text="bb")
+    results = Synthesizer(engine, backoff_s=0).synthesize_batch(CHUNKS)
+    assert len(results[0]) == 1 and len(results[2]) == 3
+    assert isinstance(results[1], UnknownVoiceError)
+
+
+def test_a_broken_replica_fails_every_chunk_of_the_batch(recorded_metrics):
+    fault = ReplicaFaultError("illegal memory access")
+    results = Synthesizer(BatchingEngine(batch_error=fault), backoff_s=0).synthesize_batch(CHUNKS)
+    assert results == [fault, fault, fault]
+    assert recorded_metrics.total("voicegraph_chunks", engine="flaky", outcome="failed") == 3
+
+
+def test_one_chunk_takes_the_one_chunk_path_with_its_retries():
+    engine = BatchingEngine()
+    assert len(Synthesizer(engine, backoff_s=0).synthesize_batch(CHUNKS[:1])[0]) == 1
+    assert engine.batches == []
