@@ -63,7 +63,18 @@ def _speaker_latents(model) -> dict:
         }
 
 
-def build_tiny_xtts(directory: Path, channels: int = 32, layers: int = 1, seed: int = 0) -> Path:
+# Random-weight models for benchmarks, from the tests' size to the real one's;
+# max_audio_tokens bounds the audio one chunk may generate.
+SIZES = {
+    "tiny": {"channels": 32, "layers": 1, "heads": 2, "max_audio_tokens": 64},
+    "small": {"channels": 256, "layers": 4, "heads": 4, "max_audio_tokens": 256},
+    "full": {"channels": 1024, "layers": 30, "heads": 16, "max_audio_tokens": 605},  # XTTS v2: 453M parameters
+}
+
+
+def build_tiny_xtts(
+    directory: Path, channels: int = 32, layers: int = 1, seed: int = 0, heads: int = 2, max_audio_tokens: int = 64
+) -> Path:
     import torch
     from TTS.tts.configs.xtts_config import XttsArgs, XttsConfig
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
@@ -79,10 +90,10 @@ def build_tiny_xtts(directory: Path, channels: int = 32, layers: int = 1, seed: 
     args = XttsArgs(
         gpt_layers=layers,
         gpt_n_model_channels=channels,
-        gpt_n_heads=2,
+        gpt_n_heads=heads,
         decoder_input_dim=channels,
         gpt_use_perceiver_resampler=True,
-        gpt_max_audio_tokens=64,
+        gpt_max_audio_tokens=max_audio_tokens,
         gpt_number_text_tokens=vocab_size,
         gpt_start_text_token=vocab_size - 1,
         gpt_stop_text_token=0,
