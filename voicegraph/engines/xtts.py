@@ -237,11 +237,14 @@ class XttsEngine(Engine):
                 return work()
         except torch.OutOfMemoryError:
             logger.warning("CUDA out of memory; freeing the cache and retrying the chunk once")
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            self._free_cuda_cache()
             with torch.inference_mode(), self._precision():
                 return work()
+
+    def _free_cuda_cache(self) -> None:
+        gc.collect()
+        if self._torch.cuda.is_available():
+            self._torch.cuda.empty_cache()
 
     def synthesize(
         self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
@@ -275,7 +278,8 @@ class XttsEngine(Engine):
             groups.setdefault(alike, []).append(index)
         audio: list[np.ndarray] = [np.empty(0, np.float32)] * len(prepared)
         for indices in groups.values():
-            decoded = self._guarded(lambda group=indices: self._split_on_oom([prepared[i] for i in group]), False)
+            group = [prepared[index] for index in indices]
+            decoded = self._guarded(lambda group=group: self._split_on_oom(group), retry_oom=False)
             for index, pcm in zip(indices, decoded):
                 audio[index] = pcm.clip(-1.0, 1.0)
         return audio
@@ -286,9 +290,7 @@ class XttsEngine(Engine):
             with torch.inference_mode(), self._precision():
                 return self._decode_together(items)
         except torch.OutOfMemoryError:
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            self._free_cuda_cache()
             if len(items) == 1:
                 logger.warning("CUDA out of memory on one chunk; retrying it once")
                 with torch.inference_mode(), self._precision():
@@ -312,7 +314,8 @@ class XttsEngine(Engine):
             text = torch.nn.functional.pad(text, (0, 1), value=gpt.stop_text_token)
             text = torch.nn.functional.pad(text, (1, 0), value=gpt.start_text_token)
             embedded = gpt.text_embedding(text) + gpt.text_pos_embedding(text)
-            prompts.append(torch.cat([item.conditioning.gpt_cond_latent.to(embedded.dtype), embedded], dim=1)[0])
+            latents = item.conditioning.gpt_cond_latent.to(self.device, embedded.dtype)
+            prompts.append(torch.cat([latents, embedded], dim=1)[0])
         width = max(len(prompt) for prompt in prompts)
         prefix = prompts[0].new_zeros((len(items), width, prompts[0].shape[-1]))
         mask = torch.zeros((len(items), width + 1), dtype=torch.long, device=self.device)
@@ -355,7 +358,7 @@ class XttsEngine(Engine):
             torch.tensor([text.shape[-1]], device=self.device),
             codes,
             torch.tensor([codes.shape[-1] * gpt.code_stride_len], device=self.device),
-            cond_latents=item.conditioning.gpt_cond_latent,
+            cond_latents=item.conditioning.gpt_cond_latent.to(self.device),
             return_attentions=False,
             return_latent=True,
         )
