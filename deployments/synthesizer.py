@@ -3,6 +3,8 @@
 Where the engine can decode chunks together (XTTS), concurrent chunk calls on
 a replica, from any requests, are gathered by Serve's `@serve.batch`; a
 chunk whose caller is cancelled while it waits is left out of its batch.
+Other engines run `synthesizer.max_concurrent_chunks` calls at once and the
+rest wait their turn, where a cancelled caller's chunk is never started.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from deployments.metrics import install_serve_metrics
 from voicegraph.audio.dsp import as_int16
 from voicegraph.core.settings import Settings
 from voicegraph.engines import ChunkRequest, ClonedVoice, EngineInfo, Sampling, Voice, build_engine, synthesizer
+from voicegraph.engines.slots import EngineSlots
 
 
 @serve.deployment(name="Synthesizer")
@@ -33,6 +36,7 @@ class Synthesizer:
         self._batch_size = 1 if engine.default_batch_size == 1 else options.max_batch_size or engine.default_batch_size
         self._synthesize_together.set_max_batch_size(self._batch_size)
         self._synthesize_together.set_batch_wait_timeout_s(options.batch_wait_timeout_s)
+        self._slots = EngineSlots(options.max_concurrent_chunks, engine.info().engine)
 
     def describe(self) -> EngineInfo:
         return self._chunks.engine.info()
@@ -44,7 +48,7 @@ class Synthesizer:
         # loop (health checks, other requests' bookkeeping). int16: half the
         # bytes of float32 through the object store, and what encoders take.
         if self._batch_size == 1:
-            pcm = await asyncio.to_thread(self._chunks.synthesize, text, voice, language, speed, sampling)
+            pcm = await self._slots.run(self._chunks.synthesize, text, voice, language, speed, sampling)
         else:
             pcm = await self._synthesize_together(ChunkRequest(text, voice, language, speed, sampling))
             if isinstance(pcm, Exception):
@@ -72,6 +76,8 @@ class Synthesizer:
             "chunks_done": self._chunks.chunks_done,
             "max_batch_size": self._batch_size,
             "batches_done": self._chunks.batches_done,
+            "chunks_cancelled_waiting": self._slots.cancelled_waiting,
+            "chunks_cancelled_running": self._slots.cancelled_running,
         }
 
     def check_health(self) -> None:

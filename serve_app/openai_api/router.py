@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from serve_app.access import charge_characters
+from serve_app.deadlines import client_deadline
 from serve_app.dependencies import get_tts, get_voices
 from serve_app.error_schemas import GRAPH, error_responses
 from serve_app.openai_api.protocol import ModelList, OpenAIErrorResponse, OpenAIVoiceList, SpeechRequest
@@ -51,16 +52,21 @@ _SPEECH_RESPONSES = {
 
 
 @router.post("/v1/audio/speech", response_class=Response, responses=_SPEECH_RESPONSES, openapi_extra=_NO_422)
-async def create_speech(body: SpeechRequest, request: Request, tts: TTSServing = Depends(get_tts)):
+async def create_speech(
+    body: SpeechRequest,
+    request: Request,
+    tts: TTSServing = Depends(get_tts),
+    deadline: float | None = Depends(client_deadline),
+):
     await charge_characters(request, len(body.input))
     # `instructions` has nowhere to go: no engine here takes a style prompt.
     params = SpeechParams(text=body.input, voice=body.voice_id, format=body.response_format, speed=body.speed)
     if body.stream_format == "sse":
-        return speech_event_stream(await speech_stream(tts, params), len(body.input))
+        return speech_event_stream(await speech_stream(tts, params, deadline), len(body.input))
     if body.stream:
-        return await speech_stream(tts, params)
+        return await speech_stream(tts, params, deadline)
     job = await tts.validate(params)
-    speech = await tts.synthesize(job)
+    speech = await tts.synthesize(job, deadline=deadline)
     headers = {} if speech.cache_hit is None else {"X-Cache": "hit" if speech.cache_hit else "miss"}
     return Response(speech.audio.data, media_type=speech.audio.content_type, headers=headers)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from serve_app.access import charge_characters
+from serve_app.deadlines import client_deadline
 from serve_app.dependencies import get_tts
 from serve_app.error_schemas import BODY, GRAPH, error_responses
 from serve_app.request_ids import request_id
@@ -51,10 +52,15 @@ _AUDIO_RESPONSES = {
 
 
 @router.post("/v1/tts", responses=_AUDIO_RESPONSES, response_class=Response)
-async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = Depends(get_tts)):
+async def create_speech(
+    body: TTSRequest,
+    request: Request,
+    tts: TTSServing = Depends(get_tts),
+    deadline: float | None = Depends(client_deadline),
+):
     await charge_characters(request, len(body.text))
     job = await tts.validate(body)
-    speech = await tts.synthesize(job)
+    speech = await tts.synthesize(job, deadline=deadline)
     audio = speech.audio
     headers = {
         "X-Audio-Duration": f"{audio.duration_s:.3f}",
@@ -111,7 +117,12 @@ async def create_speech(body: TTSRequest, request: Request, tts: TTSServing = De
         200: {"description": "Audio as it is made (chunked): pcm, wav, mp3 or opus."},
     },
 )
-async def stream_speech(body: SpeechParams, request: Request, tts: TTSServing = Depends(get_tts)):
+async def stream_speech(
+    body: SpeechParams,
+    request: Request,
+    tts: TTSServing = Depends(get_tts),
+    deadline: float | None = Depends(client_deadline),
+):
     """Audio sent chunk by chunk, in order, as soon as each next chunk is ready."""
     await charge_characters(request, len(body.text))
-    return await speech_stream(tts, body)
+    return await speech_stream(tts, body, deadline)

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,12 +21,14 @@ from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 
 from serve_app.tts.protocol import SpeechParams
+from voicegraph.access.backlog import Backlog
 from voicegraph.audio.dsp import ms_to_samples
 from voicegraph.audio.formats import audio_format
 from voicegraph.audio.stitching import StitchedAudio, Stitcher
 from voicegraph.audio.streaming import stream_piece
 from voicegraph.core import metrics
 from voicegraph.core.errors import (
+    DeadlineTooShortError,
     InvalidRequestError,
     NotFoundError,
     OverloadedError,
@@ -85,6 +88,7 @@ class TTSServing:
         self._storage = storage
         self._profiles = profiles
         self._audio = Stitcher(settings)  # plans and joins; the Stitcher encodes
+        self.backlog = Backlog(settings.admission.speed_half_life_s)
         self._engine_info: EngineInfo | None = None
         # What this replica has under way, for /health and load tests.
         self.chunks_in_flight = 0
@@ -180,13 +184,16 @@ class TTSServing:
             return head_chunks, None
         return head_chunks, lambda: chunk(tail, max_chars, job.language, job.normalize)
 
-    async def synthesize(self, job: SpeechJob, progress: Progress | None = None, admitted: bool = False) -> Speech:
+    async def synthesize(
+        self, job: SpeechJob, progress: Progress | None = None, admitted: bool = False, deadline: float | None = None
+    ) -> Speech:
         """`admitted`: the caller bounds its own load (jobs, by
         jobs.max_running_per_replica), so it is never refused for overload;
-        otherwise a request is refused with 503 overloaded when this
-        replica is at capacity."""
+        otherwise a request is refused with 503 overloaded when its work
+        would wait too long to start or end after `deadline` (the client's,
+        on the monotonic clock), which also stops it."""
         if not self.settings.response_cache.enabled:
-            return await self._synthesize(job, progress, admitted)
+            return await self._synthesize(job, progress, admitted, deadline)
         keys = await self._cache_keys(job)
         cached = await self._cached(job, keys)
         if cached is not None:
@@ -197,7 +204,7 @@ class TTSServing:
             return cached
         self.cache_misses += 1
         metrics.count("voicegraph_response_cache", result="miss")
-        speech = replace(await self._synthesize(job, progress, admitted), cache_hit=False)
+        speech = replace(await self._synthesize(job, progress, admitted, deadline), cache_hit=False)
         self._cache_later(keys, speech)
         return speech
 
@@ -260,17 +267,21 @@ class TTSServing:
         except Exception:
             logger.warning("could not write response cache entry %s", sidecar_key, exc_info=True)
 
-    async def _synthesize(self, job: SpeechJob, progress: Progress | None, admitted: bool) -> Speech:
+    async def _synthesize(
+        self, job: SpeechJob, progress: Progress | None, admitted: bool, deadline: float | None
+    ) -> Speech:
+        timeout_s = self.settings.request_timeout_s
+        whose = "the service's request_timeout_s"
+        if deadline is not None and deadline - time.monotonic() < timeout_s:
+            timeout_s, whose = max(0.0, deadline - time.monotonic()), "the request's deadline"
         try:
-            return await asyncio.wait_for(
-                self._run_graph(job, progress, admitted), self.settings.request_timeout_s
-            )
+            return await asyncio.wait_for(self._run_graph(job, progress, admitted, deadline), timeout_s)
         except TimeoutError:
-            raise UpstreamTimeoutError(
-                f"synthesis did not finish within {self.settings.request_timeout_s:g} s"
-            ) from None
+            raise UpstreamTimeoutError(f"synthesis did not finish within {whose} ({timeout_s:.3g} s)") from None
 
-    async def _run_graph(self, job: SpeechJob, progress: Progress | None, admitted: bool) -> Speech:
+    async def _run_graph(
+        self, job: SpeechJob, progress: Progress | None, admitted: bool, deadline: float | None
+    ) -> Speech:
         info = await self.engine_info()
         chunks = await self.chunks(job)
         done = 0
@@ -284,16 +295,16 @@ class TTSServing:
             return pcm
 
         if not admitted:
-            self._admit(len(chunks))
+            self._admit([len(chunk.text) for chunk in chunks], deadline)
         if progress is not None:
             progress(0, len(chunks))
         tasks = [asyncio.ensure_future(counted(chunk.text)) for chunk in chunks]
         try:
             parts: list[np.ndarray] = await asyncio.gather(*tasks)
-        except BaseException:
-            # One chunk failed (or the client went away): the others are wasted work.
-            for task in tasks:
-                task.cancel()
+        except BaseException as exc:
+            # One chunk failed, the deadline passed or the client went away:
+            # the others are wasted work.
+            _cancel(tasks, _why_cancelled(exc, deadline))
             raise
         audio = await self._stitch(parts, info.sample_rate_for(job.voice), job.format)
         return Speech(
@@ -319,7 +330,7 @@ class TTSServing:
         )
         return self._audio.join_segments(plan, list(segments))
 
-    async def stream(self, job: SpeechJob) -> AsyncIterator[np.ndarray]:
+    async def stream(self, job: SpeechJob, deadline: float | None = None) -> AsyncIterator[np.ndarray]:
         """The job's audio, chunk by chunk in order, as stream pieces.
 
         The first chunk is synthesized alone, from the text's head; then up
@@ -328,7 +339,9 @@ class TTSServing:
         of text; when the consumer stops (the client went away), the chunks
         under way are cancelled and no more are started. A stream is refused
         for overload before it starts (the client gets a 503); once admitted,
-        its chunks wait for room in the Synthesizer's queue.
+        its chunks wait for room in the Synthesizer's queue. `deadline` is
+        the client's for the first piece: a stream that could not start by
+        then is refused.
         """
         started = time.perf_counter()
         info = await self.engine_info()
@@ -337,8 +350,10 @@ class TTSServing:
         waiting = deque(await head)  # chunks not started yet, in order
         rest: asyncio.Future | None = None  # the rest's chunks, asked for once the first audio is out
         lookahead = settings.stream_lookahead_chunks
-        # A stream holds at most its look-ahead in flight.
-        self._admit(lookahead if chunk_rest else min(len(waiting), lookahead))
+        # A stream holds at most its look-ahead in flight; what must be done
+        # by the deadline is its first chunk.
+        held = list(itertools.islice(waiting, lookahead))
+        self._admit([len(chunk.text) for chunk in held[:1]], deadline, also_held=len(held))
         ahead: deque[asyncio.Task] = deque()
 
         def ask_for_the_rest() -> None:
@@ -355,6 +370,7 @@ class TTSServing:
                 ahead.append(asyncio.ensure_future(self._synthesize_chunk(waiting.popleft().text, job)))
 
         self.open_streams += 1
+        why = "client_left"  # why chunks still under way at the end are taken back
         try:
             for index in itertools.count():
                 # The first chunk alone: its audio is what the listener waits for.
@@ -376,38 +392,63 @@ class TTSServing:
                     part, index, info.sample_rate_for(job.voice), settings.pause_ms, settings.fade_ms,
                     settings.peak_dbfs,
                 )
+        except BaseException as exc:  # GeneratorExit: the consumer closed the stream
+            why = _why_cancelled(exc, deadline)
+            raise
         finally:
             self.open_streams -= 1
-            for task in ahead:
-                task.cancel()
+            _cancel(ahead, why)
             if rest is not None:
                 rest.cancel()
 
-    def _admit(self, chunks: int) -> None:
-        """Refuse a request whose chunks would take this replica over
-        max_chunks_in_flight, before any is sent."""
-        limit = self.settings.max_chunks_in_flight
+    def _admit(self, chunk_chars: list[int], deadline: float | None, also_held: int | None = None) -> None:
+        """Refuse, before any chunk is sent, a request that would wait longer
+        than admission.max_queue_wait_s to start, end after its deadline, or
+        take this replica over max_chunks_in_flight. `also_held`: chunks it
+        holds in flight beyond `chunk_chars` (a stream's look-ahead)."""
+        settings = self.settings
+        left_s = None if deadline is None else deadline - time.monotonic()
+        verdict = self.backlog.judge(
+            chunk_chars, settings.admission.max_queue_wait_s, left_s, settings.admission.cold_start_chunks
+        )
+        if verdict.wait_s is not None:
+            metrics.set_gauge("voicegraph_queue_wait_s", verdict.wait_s)
+        if verdict.cause == "too_short":
+            raise DeadlineTooShortError(
+                f"the request cannot finish before its deadline: {verdict.reason}; "
+                "allow more time (X-Request-Timeout) or send a shorter text"
+            )
+        if not verdict.admitted:
+            raise self.overloaded(verdict.reason, verdict.cause, verdict.retry_after_s)
+        chunks = also_held or len(chunk_chars)
+        limit = settings.max_chunks_in_flight
         if self.chunks_in_flight and self.chunks_in_flight + chunks > limit:
             raise self.overloaded(
-                f"{self.chunks_in_flight} chunks under way here, this request adds {chunks}, the limit is {limit}"
+                f"{self.chunks_in_flight} chunks under way here, this request adds {chunks}, the limit is {limit}",
+                "chunks_in_flight", verdict.wait_s,
             )
 
-    def overloaded(self, reason: str) -> OverloadedError:
-        """The 503 for a full graph, counted; `reason` names the limit that was hit."""
-        metrics.count("voicegraph_overloaded")
-        retry_after_s = self.settings.overload_retry_after_s
-        return OverloadedError(
-            f"the service is at capacity ({reason}); retry after {retry_after_s:g} s", retry_after_s
-        )
+    def overloaded(self, why: str, reason: str = "queue_full", retry_after_s: float | None = None) -> OverloadedError:
+        """The 503 for a full graph, counted by `reason`; `why` says it to the
+        client. Without an estimate, the wait told is overload_retry_after_s."""
+        metrics.count("voicegraph_overloaded", reason=reason)
+        wait_s = self.settings.overload_retry_after_s if retry_after_s is None else retry_after_s
+        return OverloadedError(f"the service is at capacity: {why}; retry after {max(1, math.ceil(wait_s))} s", wait_s)
 
     async def _synthesize_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
         self.chunks_in_flight += 1
+        self.backlog.sent(len(chunk))
+        started = time.monotonic()
         try:
             pcm = await self._send_chunk(chunk, job)
-            self.chunks_done += 1
-            return pcm
+        except BaseException:
+            self.backlog.dropped(len(chunk))
+            raise
         finally:
             self.chunks_in_flight -= 1
+        self.backlog.finished(len(chunk), time.monotonic() - started)
+        self.chunks_done += 1
+        return pcm
 
     async def _send_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
         options = self.settings.synthesizer
@@ -454,6 +495,22 @@ class TTSServing:
 # The Synthesizer's queue is full: look again soon, spread out so the
 # waiting callers do not all come back at once. The request timeout bounds it.
 _WAIT_FOR_CAPACITY = Retry(retry_on=(BackPressureError,), initial_s=0.1, max_s=2.0, jitter=True)
+
+
+def _why_cancelled(exc: BaseException, deadline: float | None) -> str:
+    if not isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        return "failed"
+    # A deadline is enforced by cancelling, as a client that leaves is
+    # (asyncio's timer may fire a hair early by time.monotonic()).
+    return "deadline" if deadline is not None and time.monotonic() >= deadline - 0.01 else "client_left"
+
+
+def _cancel(tasks, reason: str) -> None:
+    """Take back the chunks not yet back, counted by why."""
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+            metrics.count("voicegraph_chunks_cancelled", reason=reason)
 
 
 def _log_replica_fault(exc: BaseException, failures: int, delay_s: float) -> None:

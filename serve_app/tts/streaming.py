@@ -15,7 +15,7 @@ from voicegraph.audio.formats import audio_format, content_type
 from voicegraph.audio.streaming import check_stream_format, encode_stream
 
 
-async def speech_stream(tts: TTSServing, body: SpeechParams) -> StreamingResponse:
+async def speech_stream(tts: TTSServing, body: SpeechParams, deadline: float | None = None) -> StreamingResponse:
     # Everything that can be refused is checked before the 200 goes out.
     job = await tts.validate(body)
     fmt = check_stream_format(audio_format(job.format))
@@ -24,7 +24,7 @@ async def speech_stream(tts: TTSServing, body: SpeechParams) -> StreamingRespons
     if job.voice_cache_hit is not None:
         headers["X-Voice-Cache"] = "hit" if job.voice_cache_hit else "miss"
     sample_rate = info.sample_rate_for(job.voice)
-    pieces = tts.stream(job)
+    pieces = tts.stream(job, deadline)
     # The first audio is awaited before the 200 goes out: a refusal (the
     # service is overloaded) is still an error answer, not a cut-off stream.
     first = await anext(pieces)

@@ -129,6 +129,19 @@ class UrlUnreachableError(InvalidRequestError):
     code = "url_unreachable"
 
 
+class InvalidTimeoutError(InvalidRequestError):
+    """X-Request-Timeout is not a number of seconds above 0."""
+
+    code = "invalid_timeout"
+
+
+class DeadlineTooShortError(InvalidRequestError):
+    """The request's own deadline is shorter than its work takes on an idle
+    service: waiting and retrying cannot help."""
+
+    code = "deadline_too_short"
+
+
 class AuthenticationError(VoiceGraphError):
     """No API key, a wrong one or a revoked one."""
 

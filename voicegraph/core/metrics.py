@@ -52,7 +52,13 @@ CATALOGUE: dict[str, MetricSpec] = {
                    "Time from request to the last byte of the response, by route template",
                    ("route",), LATENCY_BUCKETS_S),
         MetricSpec("voicegraph_overloaded", "counter",
-                   "Requests refused with 503 overloaded: the chunk budget or a deployment's queue was full"),
+                   "Requests refused with 503 overloaded, by reason (queue_wait, deadline, chunks_in_flight, "
+                   "queue_full: a deployment's queue)", ("reason",)),
+        MetricSpec("voicegraph_queue_wait_s", "gauge",
+                   "An ingress replica's estimate of the seconds its admitted work has left"),
+        MetricSpec("voicegraph_chunks_cancelled", "counter",
+                   "Chunks an ingress replica took back before they came back, by reason (client_left, "
+                   "deadline, failed: another chunk of the request failed)", ("reason",)),
         # Synthesis, in the Synthesizer replicas
         MetricSpec("voicegraph_chunks", "counter",
                    "Chunks synthesized, by engine and outcome (ok, failed)", ("engine", "outcome")),
@@ -65,6 +71,9 @@ CATALOGUE: dict[str, MetricSpec] = {
                    ("engine",), RTF_BUCKETS),
         MetricSpec("voicegraph_chunk_retries", "counter",
                    "Chunks tried again on the same replica after an engine error, by engine", ("engine",)),
+        MetricSpec("voicegraph_synthesizer_chunks_cancelled", "counter",
+                   "Chunks whose caller cancelled them, by engine and stage (waiting: never synthesized; "
+                   "running: synthesized for a caller that had left)", ("engine", "stage")),
         MetricSpec("voicegraph_replica_fault_resends", "counter",
                    "Chunks resent to another replica because theirs was broken or gone"),
         # Requests, at the ingress

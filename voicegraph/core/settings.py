@@ -60,6 +60,10 @@ class SynthesizerSettings(BaseModel):
     gpus_per_replica: float | Literal["auto"] = "auto"
     auto_gpu_fraction: float = Field(0.25, gt=0, le=1)
     max_ongoing_requests: int = Field(8, ge=1)
+    # Engine calls a replica runs at once (engines without batching); the
+    # rest wait in the replica, where a caller that leaves takes its chunk
+    # back before it is synthesized. A call under way cannot be stopped.
+    max_concurrent_chunks: int = Field(2, ge=1)
     # Chunks a replica decodes together, from any requests (Serve's @serve.batch),
     # for engines that can (XTTS); unset: the engine's own default. Engines that
     # cannot batch (Piper, eSpeak) take one chunk at a time whatever is set here.
@@ -67,8 +71,8 @@ class SynthesizerSettings(BaseModel):
     # How long a replica waits for more chunks before it decodes what it has.
     batch_wait_timeout_s: float = Field(0.01, ge=0, le=1)
     # Chunks waiting at each ingress replica once every Synthesizer replica is
-    # at max_ongoing_requests. Requests are admitted by max_chunks_in_flight
-    # below it, so this bound is Serve's backstop: a chunk it refuses waits.
+    # at max_ongoing_requests. Requests are admitted by their estimated wait
+    # (`admission`) below it, so this bound is Serve's backstop: a chunk it refuses waits.
     max_queued_requests: int = Field(512, ge=-1)
     # A chunk under way on a replica being stopped finishes (a long XTTS
     # chunk on a busy GPU takes seconds).
@@ -110,6 +114,21 @@ class XttsSettings(BaseModel):
     min_new_tokens: int = Field(24, ge=1)
     stream_chunk_tokens: int = Field(20, ge=1)
     warmup: bool = True
+
+
+class AdmissionSettings(BaseModel):
+    """Which requests an ingress replica lets in: those that can start soon
+    and finish before their client's deadline (docs/operations.md, "Overload").
+    Jobs are never refused: they wait in their own queue."""
+
+    # A request whose work would start later than this, behind the work
+    # already admitted, is refused (503 overloaded, Retry-After from the estimate).
+    max_queue_wait_s: float = Field(10.0, gt=0)
+    # How fast the estimate of the Synthesizers' speed forgets: half the
+    # weight of what was measured this many seconds ago.
+    speed_half_life_s: float = Field(30.0, gt=0)
+    # Chunks let in before any has come back and the speed is known.
+    cold_start_chunks: int = Field(16, ge=1)
 
 
 class PiperSettings(BaseModel):
@@ -418,15 +437,17 @@ class Settings(BaseSettings):
     git_sha: str | None = None
     build_time: str | None = None
 
-    # Seconds the ingress waits for one request's whole graph before giving up.
+    # Seconds the ingress waits for one request's whole graph before giving
+    # up (504); a client's own deadline (X-Request-Timeout) can only shorten it.
     request_timeout_s: float = Field(300.0, gt=0)
+    admission: AdmissionSettings = AdmissionSettings()
     # Chunks one ingress replica has sent to the Synthesizer and not yet got
-    # back. A request that would go over it is refused at once (503
-    # overloaded, Retry-After) before any of its chunks is sent, so under a
-    # flood the requests let in finish instead of every one failing late.
+    # back, whatever the estimate says: a bound on memory. A request that
+    # would go over it is refused at once (503 overloaded, Retry-After).
     # Jobs are not refused: they wait. One request alone is always let in.
     max_chunks_in_flight: int = Field(256, ge=1)
-    # What an overloaded service tells clients to wait (Retry-After) before trying again.
+    # What an overloaded service tells clients to wait (Retry-After) when it
+    # has no estimate (a full queue at the HTTP proxy, no chunk back yet).
     overload_retry_after_s: float = Field(2.0, gt=0)
 
     # Serve's log lines, for every replica: TEXT to read, JSON to query (the

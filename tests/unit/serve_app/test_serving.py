@@ -306,10 +306,11 @@ def test_a_request_over_the_chunk_budget_is_refused_before_any_chunk_is_sent(in_
     tts = TTSServing(Settings(max_chunks_in_flight=8, overload_retry_after_s=3), None, None, None, None, None)
     tts.chunks_in_flight = in_flight
     if admitted:
-        tts._admit(chunks)
+        tts._admit([100] * chunks, None)
     else:
         with pytest.raises(OverloadedError, match="limit is 8") as refused:
-            tts._admit(chunks)
+            tts._admit([100] * chunks, None)
+        # No chunk has come back, so there is no estimate: the configured wait.
         assert refused.value.headers() == {"Retry-After": "3"} and refused.value.status_code == 503
     assert recorded_metrics.total("voicegraph_overloaded") == (0 if admitted else 1)
 
