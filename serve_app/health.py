@@ -38,6 +38,10 @@ async def health(tts: TTSServing = Depends(get_tts), jobs: JobsServing = Depends
             "chunks_in_flight": tts.chunks_in_flight,
             "chunks_done": tts.chunks_done,
             "open_streams": tts.open_streams,
+            # Seconds the work admitted here has left, as admission estimates
+            # it (null until a chunk has come back).
+            "queue_wait_s": tts.backlog.wait_s(),
+            "chunks_cancelled": dict(tts.chunks_cancelled),
         },
         # This ingress replica's counts: each replica counts its own requests.
         "response_cache": {

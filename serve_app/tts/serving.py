@@ -12,16 +12,17 @@ import itertools
 import logging
 import math
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
 from ray.exceptions import RayActorError
-from ray.serve.exceptions import BackPressureError
+from ray.serve.exceptions import BackPressureError, RequestCancelledError
 
 from serve_app.tts.protocol import SpeechParams
-from voicegraph.access.backlog import Backlog
+from voicegraph.access.backlog import Backlog, Work
 from voicegraph.audio.dsp import ms_to_samples
 from voicegraph.audio.formats import audio_format
 from voicegraph.audio.stitching import StitchedAudio, Stitcher
@@ -93,6 +94,7 @@ class TTSServing:
         # What this replica has under way, for /health and load tests.
         self.chunks_in_flight = 0
         self.chunks_done = 0
+        self.chunks_cancelled: Counter[str] = Counter()  # by why: client_left, deadline, failed
         self.open_streams = 0
         self.cache_hits = 0
         self.cache_misses = 0
@@ -274,16 +276,23 @@ class TTSServing:
         whose = "the service's request_timeout_s"
         if deadline is not None and deadline - time.monotonic() < timeout_s:
             timeout_s, whose = max(0.0, deadline - time.monotonic()), "the request's deadline"
-        try:
-            return await asyncio.wait_for(self._run_graph(job, progress, admitted, deadline), timeout_s)
-        except TimeoutError:
-            raise UpstreamTimeoutError(f"synthesis did not finish within {whose} ({timeout_s:.3g} s)") from None
+        if not admitted:
+            # Before chunking: a refusal costs nothing downstream.
+            self._admit(len(job.text), deadline)
+        # Counted at once, so the next request's admission sees it.
+        with self._in_backlog(len(job.text)):
+            try:
+                return await asyncio.wait_for(self._run_graph(job, progress, admitted, deadline), timeout_s)
+            except TimeoutError:
+                raise UpstreamTimeoutError(f"synthesis did not finish within {whose} ({timeout_s:.3g} s)") from None
 
     async def _run_graph(
         self, job: SpeechJob, progress: Progress | None, admitted: bool, deadline: float | None
     ) -> Speech:
         info = await self.engine_info()
         chunks = await self.chunks(job)
+        if not admitted:
+            self._admit_chunks(len(chunks))
         done = 0
 
         async def counted(chunk: str) -> np.ndarray:
@@ -294,8 +303,6 @@ class TTSServing:
                 progress(done, len(chunks))
             return pcm
 
-        if not admitted:
-            self._admit([len(chunk.text) for chunk in chunks], deadline)
         if progress is not None:
             progress(0, len(chunks))
         tasks = [asyncio.ensure_future(counted(chunk.text)) for chunk in chunks]
@@ -304,7 +311,7 @@ class TTSServing:
         except BaseException as exc:
             # One chunk failed, the deadline passed or the client went away:
             # the others are wasted work.
-            _cancel(tasks, _why_cancelled(exc, deadline))
+            self._cancel(tasks, _why_cancelled(exc, deadline))
             raise
         audio = await self._stitch(parts, info.sample_rate_for(job.voice), job.format)
         return Speech(
@@ -350,10 +357,10 @@ class TTSServing:
         waiting = deque(await head)  # chunks not started yet, in order
         rest: asyncio.Future | None = None  # the rest's chunks, asked for once the first audio is out
         lookahead = settings.stream_lookahead_chunks
-        # A stream holds at most its look-ahead in flight; what must be done
-        # by the deadline is its first chunk.
-        held = list(itertools.islice(waiting, lookahead))
-        self._admit([len(chunk.text) for chunk in held[:1]], deadline, also_held=len(held))
+        # What must be done by the deadline is its first chunk; it holds at
+        # most its look-ahead in flight.
+        self._admit(len(waiting[0].text) if waiting else 0, deadline)
+        self._admit_chunks(lookahead if chunk_rest else min(len(waiting), lookahead))
         ahead: deque[asyncio.Task] = deque()
 
         def ask_for_the_rest() -> None:
@@ -367,7 +374,7 @@ class TTSServing:
                 waiting.extend(rest.result())
                 rest = None
             while len(ahead) < limit and waiting:
-                ahead.append(asyncio.ensure_future(self._synthesize_chunk(waiting.popleft().text, job)))
+                ahead.append(asyncio.ensure_future(self._stream_chunk(waiting.popleft().text, job)))
 
         self.open_streams += 1
         why = "client_left"  # why chunks still under way at the end are taken back
@@ -397,19 +404,25 @@ class TTSServing:
             raise
         finally:
             self.open_streams -= 1
-            _cancel(ahead, why)
+            self._cancel(ahead, why)
             if rest is not None:
                 rest.cancel()
 
-    def _admit(self, chunk_chars: list[int], deadline: float | None, also_held: int | None = None) -> None:
-        """Refuse, before any chunk is sent, a request that would wait longer
-        than admission.max_queue_wait_s to start, end after its deadline, or
-        take this replica over max_chunks_in_flight. `also_held`: chunks it
-        holds in flight beyond `chunk_chars` (a stream's look-ahead)."""
+    def _admit(self, chars: int, deadline: float | None) -> None:
+        """Refuse work of `chars` characters that would wait longer than
+        admission.max_queue_wait_s to start or end after its deadline."""
         settings = self.settings
         left_s = None if deadline is None else deadline - time.monotonic()
+        if left_s is not None and left_s <= 0:
+            raise DeadlineTooShortError(
+                "the request's deadline passed before its work could start; allow more time (X-Request-Timeout)"
+            )
         verdict = self.backlog.judge(
-            chunk_chars, settings.admission.max_queue_wait_s, left_s, settings.admission.cold_start_chunks
+            chars,
+            settings.admission.max_queue_wait_s,
+            left_s,
+            settings.admission.cold_start_requests,
+            settings.admission.estimate_margin,
         )
         if verdict.wait_s is not None:
             metrics.set_gauge("voicegraph_queue_wait_s", verdict.wait_s)
@@ -420,12 +433,16 @@ class TTSServing:
             )
         if not verdict.admitted:
             raise self.overloaded(verdict.reason, verdict.cause, verdict.retry_after_s)
-        chunks = also_held or len(chunk_chars)
-        limit = settings.max_chunks_in_flight
+
+    def _admit_chunks(self, chunks: int) -> None:
+        """Refuse a request whose chunks would take this replica over
+        max_chunks_in_flight, before any is sent."""
+        limit = self.settings.max_chunks_in_flight
         if self.chunks_in_flight and self.chunks_in_flight + chunks > limit:
             raise self.overloaded(
                 f"{self.chunks_in_flight} chunks under way here, this request adds {chunks}, the limit is {limit}",
-                "chunks_in_flight", verdict.wait_s,
+                "chunks_in_flight",
+                self.backlog.wait_s(),
             )
 
     def overloaded(self, why: str, reason: str = "queue_full", retry_after_s: float | None = None) -> OverloadedError:
@@ -435,18 +452,40 @@ class TTSServing:
         wait_s = self.settings.overload_retry_after_s if retry_after_s is None else retry_after_s
         return OverloadedError(f"the service is at capacity: {why}; retry after {max(1, math.ceil(wait_s))} s", wait_s)
 
+    def _cancel(self, tasks, why: str) -> None:
+        """Take back the chunks not yet back, counted by why (a gather that
+        was cancelled has already cancelled its own)."""
+        for task in tasks:
+            if task.cancelled() or not task.done():
+                task.cancel()
+                self.chunks_cancelled[why] += 1
+                metrics.count("voicegraph_chunks_cancelled", reason=why)
+
+    @contextmanager
+    def _in_backlog(self, chars: int) -> Iterator[Work]:
+        """Work admission counts, from when it is let in until its audio is
+        ready: chunking, stitching and encoding too, which on a fast engine
+        cost more than synthesis."""
+        work = self.backlog.start(chars)
+        try:
+            yield work
+        except BaseException:
+            work.drop()
+            raise
+        work.finish()
+
+    async def _stream_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
+        # A stream's work is its chunks as they are started: its text may be
+        # long and its listener slow, so the whole would overstate what waits.
+        with self._in_backlog(len(chunk)):
+            return await self._synthesize_chunk(chunk, job)
+
     async def _synthesize_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
         self.chunks_in_flight += 1
-        self.backlog.sent(len(chunk))
-        started = time.monotonic()
         try:
             pcm = await self._send_chunk(chunk, job)
-        except BaseException:
-            self.backlog.dropped(len(chunk))
-            raise
         finally:
             self.chunks_in_flight -= 1
-        self.backlog.finished(len(chunk), time.monotonic() - started)
         self.chunks_done += 1
         return pcm
 
@@ -498,19 +537,13 @@ _WAIT_FOR_CAPACITY = Retry(retry_on=(BackPressureError,), initial_s=0.1, max_s=2
 
 
 def _why_cancelled(exc: BaseException, deadline: float | None) -> str:
-    if not isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+    # Serve cancels a request's calls to other deployments itself when its
+    # client disconnects: the first to notice may be a chunk's response.
+    if not isinstance(exc, (asyncio.CancelledError, GeneratorExit, RequestCancelledError)):
         return "failed"
     # A deadline is enforced by cancelling, as a client that leaves is
     # (asyncio's timer may fire a hair early by time.monotonic()).
     return "deadline" if deadline is not None and time.monotonic() >= deadline - 0.01 else "client_left"
-
-
-def _cancel(tasks, reason: str) -> None:
-    """Take back the chunks not yet back, counted by why."""
-    for task in tasks:
-        if not task.done():
-            task.cancel()
-            metrics.count("voicegraph_chunks_cancelled", reason=reason)
 
 
 def _log_replica_fault(exc: BaseException, failures: int, delay_s: float) -> None:

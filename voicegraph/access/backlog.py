@@ -1,14 +1,14 @@
-"""Admission by seconds of work: the chunks an ingress replica has under way,
-the rate the Synthesizers get through them, and whether one more request can
-finish in time.
+"""Admission by seconds of work: the work an ingress replica has under way,
+the rate it gets done at, and whether one more request can finish in time.
 
-Work is counted in characters of chunk text, which is what a chunk's cost
-grows with on every engine. The rate is measured, not configured: characters
-done per second of time with work under way, averaged with a half-life, so it
-follows autoscaling, other ingress replicas sharing the Synthesizers, and a
-change of engine or hardware without a setting to retune. Measured while the
-Synthesizers are not full, it is lower than what they could do, so waits are
-over-estimated then: a refusal too many rather than a client let in to time out.
+Work is counted in characters of text, which is what its cost grows with on
+every engine, from when it is sent until its audio is ready. The rate is
+measured, not configured: characters done per second of time with work under
+way, averaged with a half-life, so it follows autoscaling, other ingress
+replicas sharing the Synthesizers, and a change of engine or hardware without
+a setting to retune. Measured while the graph is not full, it is lower than
+what the graph could do, so waits are over-estimated then: a refusal too many
+rather than a client let in to time out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 class Verdict:
     admitted: bool
     # Seconds before the work already under way is done, and before this
-    # request would be: None until the first chunk has come back.
+    # request would be: None until some work has come back.
     wait_s: float | None
     finish_s: float | None
     # Refused: how long until it would be let in (Retry-After; None: no estimate).
@@ -35,19 +35,50 @@ class Verdict:
     reason: str = ""  # refused: why, in words for the client
 
 
-class Backlog:
-    """One ingress replica's chunks sent and not yet back, in characters."""
+class Work:
+    """One piece of admitted work, in the backlog until it finishes or is
+    dropped. Whole: a request's chunks may all be back while its audio is
+    still being encoded, so counting them off as they come back would hide
+    work still to do."""
 
-    def __init__(self, half_life_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, backlog: Backlog, chars: int):
+        self._backlog = backlog
+        self.chars = chars
+        self._started = backlog._clock()
+
+    def finish(self) -> None:
+        backlog = self._backlog
+        backlog._advance()
+        backlog.chars -= self.chars
+        backlog.items -= 1
+        seconds = backlog._clock() - self._started
+        # Credited as if done evenly over its time, so its characters decay
+        # as the seconds they took do: whole at the end, they would inflate the speed.
+        backlog._done_chars += self.chars * backlog._decayed_share(seconds)
+        if self.chars:
+            backlog._recent.append(seconds / self.chars)
+
+    def drop(self) -> None:
+        """Failed or cancelled: gone from the backlog, and not work done."""
+        backlog = self._backlog
+        backlog._advance()
+        backlog.chars -= self.chars
+        backlog.items -= 1
+
+
+class Backlog:
+    """One ingress replica's work under way, in characters of text."""
+
+    def __init__(self, half_life_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
         self._half_life_s = half_life_s
         self._clock = clock
-        self.chars = 0
-        self.chunks = 0
+        self.chars = 0  # not yet done
+        self.items = 0  # pieces of work under way
         self._done_chars = 0.0  # decayed
-        self._busy_s = 0.0  # decayed seconds with at least one chunk under way
+        self._busy_s = 0.0  # decayed seconds with work under way
         self._at = clock()
-        # Seconds per character of recent chunks, queueing included: the
-        # fastest is what a chunk takes when it does not wait.
+        # Seconds per character of recent work, queueing included: the
+        # fastest is what work takes when it does not wait.
         self._recent: deque[float] = deque(maxlen=64)
 
     def _advance(self) -> None:
@@ -57,29 +88,21 @@ class Backlog:
             return
         decay = 0.5 ** (elapsed / self._half_life_s)
         self._done_chars *= decay
-        # The interval's own seconds, each weighted by its decay since.
-        busy = self._half_life_s / math.log(2) * (1 - decay) if self.chunks else 0.0
+        busy = elapsed * self._decayed_share(elapsed) if self.items else 0.0
         self._busy_s = self._busy_s * decay + busy
         self._at = now
 
-    def sent(self, chars: int) -> None:
+    def _decayed_share(self, seconds: float) -> float:
+        """The weight now of the last `seconds`, each decayed since, per second."""
+        if seconds <= 0:
+            return 1.0
+        return self._half_life_s / math.log(2) * (1 - 0.5 ** (seconds / self._half_life_s)) / seconds
+
+    def start(self, chars: int) -> Work:
         self._advance()
         self.chars += chars
-        self.chunks += 1
-
-    def finished(self, chars: int, seconds: float) -> None:
-        self._advance()
-        self.chars -= chars
-        self.chunks -= 1
-        self._done_chars += chars
-        if chars:
-            self._recent.append(seconds / chars)
-
-    def dropped(self, chars: int) -> None:
-        """A chunk that failed or was cancelled: gone from the backlog, not work done."""
-        self._advance()
-        self.chars -= chars
-        self.chunks -= 1
+        self.items += 1
+        return Work(self, chars)
 
     def chars_per_s(self) -> float | None:
         self._advance()
@@ -94,36 +117,40 @@ class Backlog:
 
     def judge(
         self,
-        chunk_chars: Sequence[int],
+        chars: int,
         max_wait_s: float,
         deadline_s: float | None = None,
-        cold_start_chunks: int = 16,
+        cold_start_items: int = 4,
+        margin: float = 1.0,
     ) -> Verdict:
-        """Whether a request of these chunks can start within `max_wait_s`
-        and finish within `deadline_s` (seconds from now, None: no deadline).
-        Until a chunk has come back there is no rate, and at most
-        `cold_start_chunks` are let in (one request alone always is)."""
+        """Whether `chars` more characters of work can start within
+        `max_wait_s` and be done within `deadline_s` (seconds from now, None:
+        no deadline).
+        Until some work has come back there is no rate, and at most
+        `cold_start_items` pieces of work are under way at once. Waits are
+        estimated `margin` times longer than the measured speed says: the
+        speed a moment ago is not quite the speed to come."""
         rate = self.chars_per_s()
         if rate is None:
-            if self.chunks and self.chunks + len(chunk_chars) > cold_start_chunks:
+            if self.items >= cold_start_items:
                 return Verdict(
                     False, None, None, cause="cold_start",
-                    reason=f"{self.chunks} chunks under way and no measure of speed yet",
+                    reason=f"{self.items} requests under way and no measure of speed yet",
                 )
             return Verdict(True, None, None)
-        wait_s = self.chars / rate
-        finish_s = (self.chars + sum(chunk_chars)) / rate
+        wait_s = margin * self.chars / rate
+        finish_s = margin * (self.chars + chars) / rate
         if deadline_s is not None:
-            # A lower bound: no request is done before its longest chunk is.
-            alone_s = max(chunk_chars, default=0) * min(self._recent, default=0.0)
+            # At the fastest pace seen lately: what it takes with nothing ahead.
+            alone_s = chars * min(self._recent, default=0.0)
             if alone_s > deadline_s:
                 return Verdict(
                     False, wait_s, finish_s, cause="too_short",
-                    reason=f"its longest chunk alone takes about {alone_s:.1f} s, "
+                    reason=f"with nothing ahead of it, it takes about {alone_s:.1f} s, "
                     f"more than the {deadline_s:.1f} s left before its deadline",
                 )
             # With nothing ahead, waiting would not help: let the deadline stop it.
-            if finish_s > deadline_s and self.chunks:
+            if finish_s > deadline_s and self.items:
                 return Verdict(
                     False, wait_s, finish_s, retry_after_s=finish_s - deadline_s, cause="deadline",
                     reason=f"it would finish in about {finish_s:.1f} s, after its deadline in {deadline_s:.1f} s",

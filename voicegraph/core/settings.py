@@ -124,11 +124,15 @@ class AdmissionSettings(BaseModel):
     # A request whose work would start later than this, behind the work
     # already admitted, is refused (503 overloaded, Retry-After from the estimate).
     max_queue_wait_s: float = Field(10.0, gt=0)
-    # How fast the estimate of the Synthesizers' speed forgets: half the
-    # weight of what was measured this many seconds ago.
-    speed_half_life_s: float = Field(30.0, gt=0)
-    # Chunks let in before any has come back and the speed is known.
-    cold_start_chunks: int = Field(16, ge=1)
+    # How fast the measure of the graph's speed forgets: half the weight of
+    # what was measured this many seconds ago.
+    speed_half_life_s: float = Field(10.0, gt=0)
+    # Waits are estimated this many times longer than the measured speed
+    # says: under a sudden burst the speed drops before the measure does.
+    estimate_margin: float = Field(1.5, ge=1)
+    # Requests under way at once (a stream's chunks count one each) before
+    # any has come back and the speed is known.
+    cold_start_requests: int = Field(4, ge=1)
 
 
 class PiperSettings(BaseModel):

@@ -175,6 +175,28 @@ def test_closing_a_stream_cancels_the_chunks_under_way_and_starts_no_more():
     assert len(synthesizer.started) == 4  # the first and the lookahead; nothing after
     assert [r.cancelled for r in synthesizer.started] == [False, True, True, True]
     assert tts.open_streams == 0 and tts.chunks_in_flight == 0
+    assert tts.chunks_cancelled == {"client_left": 3}
+    assert (tts.backlog.chars, tts.backlog.items) == (0, 0)
+
+
+def test_work_still_under_way_when_its_deadline_passes_is_stopped_and_taken_back(recorded_metrics):
+    import time
+
+    from voicegraph.core.errors import UpstreamTimeoutError
+
+    tts, synthesizer = streaming(CHUNKS[:5], 4)
+    tts.settings = Settings(response_cache={"enabled": False}, pause_ms=0, fade_ms=0)
+
+    async def run():
+        # Nothing ahead, so it is let in; no chunk ever comes back.
+        await tts.synthesize(JOB, deadline=time.monotonic() + 0.3)
+
+    with pytest.raises(UpstreamTimeoutError, match="the request's deadline"):
+        asyncio.run(run())
+    assert len(synthesizer.started) == 5 and all(r.cancelled for r in synthesizer.started)
+    assert tts.chunks_cancelled == {"deadline": 5}
+    assert recorded_metrics.total("voicegraph_chunks_cancelled", reason="deadline") == 5
+    assert (tts.backlog.chars, tts.backlog.items, tts.chunks_in_flight) == (0, 0, 0)
 
 
 class Storage:
@@ -306,10 +328,10 @@ def test_a_request_over_the_chunk_budget_is_refused_before_any_chunk_is_sent(in_
     tts = TTSServing(Settings(max_chunks_in_flight=8, overload_retry_after_s=3), None, None, None, None, None)
     tts.chunks_in_flight = in_flight
     if admitted:
-        tts._admit([100] * chunks, None)
+        tts._admit_chunks(chunks)
     else:
         with pytest.raises(OverloadedError, match="limit is 8") as refused:
-            tts._admit([100] * chunks, None)
+            tts._admit_chunks(chunks)
         # No chunk has come back, so there is no estimate: the configured wait.
         assert refused.value.headers() == {"Retry-After": "3"} and refused.value.status_code == 503
     assert recorded_metrics.total("voicegraph_overloaded") == (0 if admitted else 1)
