@@ -196,6 +196,10 @@ class TTSServing:
         on the monotonic clock), which also stops it."""
         if not self.settings.response_cache.enabled:
             return await self._synthesize(job, progress, admitted, deadline)
+        if not admitted:
+            # Refused before the lookup too: under a flood, lookups would
+            # queue at the StorageActor and slow every refusal down.
+            self._admit(len(job.text), deadline)
         keys = await self._cache_keys(job)
         cached = await self._cached(job, keys)
         if cached is not None:

@@ -68,7 +68,7 @@ def engine_service(request, service, tmp_path_factory) -> tuple[Engine, Service]
     url = f"{service.url}/admission-{engine.name}"
     # Warm, as traffic would: a few requests at once give the ingress its measure of speed.
     for round_ in range(2):
-        # No deadline: before the first answer nothing is known of the speed.
+        # A long deadline: before the first answer nothing is known of the speed.
         warm = asyncio.run(burst(url, engine, 4, start=round_ * 10_000, timeout_s=120))
         assert {answer.status for answer in warm} <= {200, 503}
     yield engine, Service(url, settings.storage_root, settings)
@@ -89,10 +89,12 @@ class Answer:
     sent_at: float = 0.0
 
 
-async def send(client: httpx.AsyncClient, body: dict, timeout_s: float) -> Answer:
+async def send(client: httpx.AsyncClient, body: dict, timeout_s: float | None) -> Answer:
+    """`timeout_s`: the deadline told to the service; None: none (admission.max_queue_wait_s applies)."""
     started = time.monotonic()
+    headers = {} if timeout_s is None else {"X-Request-Timeout": f"{timeout_s:g}"}
     try:
-        response = await client.post("/v1/tts", json=body, headers={"X-Request-Timeout": f"{timeout_s:g}"})
+        response = await client.post("/v1/tts", json=body, headers=headers)
     except httpx.TimeoutException:
         return Answer("client timeout", time.monotonic() - started, sent_at=started)
     retry_after = response.headers.get("retry-after")
@@ -151,9 +153,9 @@ def test_retry_after_lies_between_the_real_wait_and_a_few_times_it(engine_servic
     async def scenario() -> tuple[int, float]:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         async with httpx.AsyncClient(base_url=service.url, timeout=120, limits=limits) as client:
-            # Fill the queue to about max_queue_wait_s; whatever is refused of it stays refused.
+            # Fill the queue to about max_queue_wait_s (no deadline); what is refused of it stays refused.
             filler = [request(engine, 220_000 + i * 1000) for i in range(24)]
-            fill = asyncio.gather(*(send(client, body, 120) for body in filler))
+            fill = asyncio.gather(*(send(client, body, None) for body in filler))
             await asyncio.sleep(0.5)
             first = await send(client, probe, deadline_s)
             assert first.status == 503, f"the queue did not fill: {first}"
@@ -255,7 +257,7 @@ def test_the_openai_sdk_timeout_is_the_deadline(engine_service):
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         async with httpx.AsyncClient(base_url=service.url, timeout=120, limits=limits) as http:
             filler = [request(engine, 510_000 + i * 1000) for i in range(24)]
-            fill = asyncio.gather(*(send(http, body, 120) for body in filler))
+            fill = asyncio.gather(*(send(http, body, None) for body in filler))
             await asyncio.sleep(0.5)
             started = time.monotonic()
             with pytest.raises(openai.APIStatusError) as refused:

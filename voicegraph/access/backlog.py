@@ -123,9 +123,10 @@ class Backlog:
         cold_start_items: int = 4,
         margin: float = 1.0,
     ) -> Verdict:
-        """Whether `chars` more characters of work can start within
-        `max_wait_s` and be done within `deadline_s` (seconds from now, None:
-        no deadline).
+        """Whether `chars` more characters of work can be done within
+        `deadline_s` (seconds from now), or, from a client that gave no
+        deadline, start within `max_wait_s`: a client that says how long it
+        waits is let in as long as its answer comes in time.
         Until some work has come back there is no rate, and at most
         `cold_start_items` pieces of work are under way at once. Waits are
         estimated `margin` times longer than the measured speed says: the
@@ -155,7 +156,7 @@ class Backlog:
                     False, wait_s, finish_s, retry_after_s=finish_s - deadline_s, cause="deadline",
                     reason=f"it would finish in about {finish_s:.1f} s, after its deadline in {deadline_s:.1f} s",
                 )
-        if wait_s > max_wait_s:
+        elif wait_s > max_wait_s:
             return Verdict(
                 False, wait_s, finish_s, retry_after_s=wait_s - max_wait_s, cause="queue_wait",
                 reason=f"it would wait about {wait_s:.1f} s to start, the limit is {max_wait_s:g} s",

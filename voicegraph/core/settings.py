@@ -122,7 +122,9 @@ class AdmissionSettings(BaseModel):
     Jobs are never refused: they wait in their own queue."""
 
     # A request whose work would start later than this, behind the work
-    # already admitted, is refused (503 overloaded, Retry-After from the estimate).
+    # already admitted, is refused (503 overloaded, Retry-After from the
+    # estimate), unless its client said how long it waits (X-Request-Timeout):
+    # then it is let in if its answer can come by then.
     max_queue_wait_s: float = Field(10.0, gt=0)
     # How fast the measure of the graph's speed forgets: half the weight of
     # what was measured this many seconds ago.

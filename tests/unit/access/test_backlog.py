@@ -64,6 +64,7 @@ def test_without_a_measure_only_cold_start_items_are_let_in():
         (900, 300, 10, None, "", None),  # starts in 9 s
         (1500, 300, 10, None, "queue_wait", 5.0),  # would start in 15 s
         (500, 600, 10, 20, "", None),  # done in 11 s, deadline in 20
+        (1500, 300, 10, 20, "", None),  # done in 18 s: its client said it would wait, so the 10 s do not apply
         (500, 600, 10, 8, "deadline", 3.0),  # done in 11 s, deadline in 8
         (0, 600, 10, 7, "", None),  # nothing ahead: done in 6 s
         (0, 600, 10, 4, "too_short", None),  # 6 s even with nothing ahead: waiting cannot help
