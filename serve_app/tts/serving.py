@@ -194,12 +194,19 @@ class TTSServing:
         otherwise a request is refused with 503 overloaded when its work
         would wait too long to start or end after `deadline` (the client's,
         on the monotonic clock), which also stops it."""
+        if admitted:
+            return await self._synthesize_or_reuse(job, progress, admitted, deadline)
+        # Before the cache lookup and the chunking: a refusal costs nothing
+        # downstream, and under a flood lookups would queue at the StorageActor.
+        self._admit(len(job.text), deadline)
+        with self.backlog.request():
+            return await self._synthesize_or_reuse(job, progress, admitted, deadline)
+
+    async def _synthesize_or_reuse(
+        self, job: SpeechJob, progress: Progress | None, admitted: bool, deadline: float | None
+    ) -> Speech:
         if not self.settings.response_cache.enabled:
             return await self._synthesize(job, progress, admitted, deadline)
-        if not admitted:
-            # Refused before the lookup too: under a flood, lookups would
-            # queue at the StorageActor and slow every refusal down.
-            self._admit(len(job.text), deadline)
         keys = await self._cache_keys(job)
         cached = await self._cached(job, keys)
         if cached is not None:
@@ -280,9 +287,6 @@ class TTSServing:
         whose = "the service's request_timeout_s"
         if deadline is not None and deadline - time.monotonic() < timeout_s:
             timeout_s, whose = max(0.0, deadline - time.monotonic()), "the request's deadline"
-        if not admitted:
-            # Before chunking: a refusal costs nothing downstream.
-            self._admit(len(job.text), deadline)
         # Counted at once, so the next request's admission sees it.
         with self._in_backlog(len(job.text)):
             try:
@@ -380,37 +384,38 @@ class TTSServing:
             while len(ahead) < limit and waiting:
                 ahead.append(asyncio.ensure_future(self._stream_chunk(waiting.popleft().text, job)))
 
-        self.open_streams += 1
-        why = "client_left"  # why chunks still under way at the end are taken back
-        try:
-            for index in itertools.count():
-                # The first chunk alone: its audio is what the listener waits for.
-                start(lookahead if index else 1)
-                if not ahead:
-                    ask_for_the_rest()  # (a head whose chunks were all spoken, or none)
-                    if rest is not None:
-                        waiting.extend(await rest)
-                        rest = None
-                        start(lookahead)
-                if not ahead:
-                    return
-                part = await ahead.popleft()
-                if index == 0:
-                    metrics.observe("voicegraph_time_to_first_audio_s", time.perf_counter() - started)
-                    ask_for_the_rest()  # only now, so chunking it does not slow the first audio
-                    start(lookahead - 1)  # the rest of the look-ahead, while this piece goes out
-                yield stream_piece(
-                    part, index, info.sample_rate_for(job.voice), settings.pause_ms, settings.fade_ms,
-                    settings.peak_dbfs,
-                )
-        except BaseException as exc:  # GeneratorExit: the consumer closed the stream
-            why = _why_cancelled(exc, deadline)
-            raise
-        finally:
-            self.open_streams -= 1
-            self._cancel(ahead, why)
-            if rest is not None:
-                rest.cancel()
+        with self.backlog.request():
+            self.open_streams += 1
+            why = "client_left"  # why chunks still under way at the end are taken back
+            try:
+                for index in itertools.count():
+                    # The first chunk alone: its audio is what the listener waits for.
+                    start(lookahead if index else 1)
+                    if not ahead:
+                        ask_for_the_rest()  # (a head whose chunks were all spoken, or none)
+                        if rest is not None:
+                            waiting.extend(await rest)
+                            rest = None
+                            start(lookahead)
+                    if not ahead:
+                        return
+                    part = await ahead.popleft()
+                    if index == 0:
+                        metrics.observe("voicegraph_time_to_first_audio_s", time.perf_counter() - started)
+                        ask_for_the_rest()  # only now, so chunking it does not slow the first audio
+                        start(lookahead - 1)  # the rest of the look-ahead, while this piece goes out
+                    yield stream_piece(
+                        part, index, info.sample_rate_for(job.voice), settings.pause_ms, settings.fade_ms,
+                        settings.peak_dbfs,
+                    )
+            except BaseException as exc:  # GeneratorExit: the consumer closed the stream
+                why = _why_cancelled(exc, deadline)
+                raise
+            finally:
+                self.open_streams -= 1
+                self._cancel(ahead, why)
+                if rest is not None:
+                    rest.cancel()
 
     def _admit(self, chars: int, deadline: float | None) -> None:
         """Refuse work of `chars` characters that would wait longer than

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -74,6 +75,9 @@ class Backlog:
         self._clock = clock
         self.chars = 0  # not yet done
         self.items = 0  # pieces of work under way
+        # Clients' requests under way, judged by judge(): jobs' work is in
+        # the backlog but not here, as their runners bound their own number.
+        self.requests = 0
         self._done_chars = 0.0  # decayed
         self._busy_s = 0.0  # decayed seconds with work under way
         self._at = clock()
@@ -104,6 +108,15 @@ class Backlog:
         self.items += 1
         return Work(self, chars)
 
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        """A client's request, let in, until it is answered or given up."""
+        self.requests += 1
+        try:
+            yield
+        finally:
+            self.requests -= 1
+
     def chars_per_s(self) -> float | None:
         self._advance()
         if self._done_chars <= 0 or self._busy_s <= 0:
@@ -120,7 +133,7 @@ class Backlog:
         chars: int,
         max_wait_s: float,
         deadline_s: float | None = None,
-        cold_start_items: int = 4,
+        cold_start_requests: int = 8,
         margin: float = 1.0,
     ) -> Verdict:
         """Whether `chars` more characters of work can be done within
@@ -128,15 +141,15 @@ class Backlog:
         deadline, start within `max_wait_s`: a client that says how long it
         waits is let in as long as its answer comes in time.
         Until some work has come back there is no rate, and at most
-        `cold_start_items` pieces of work are under way at once. Waits are
+        `cold_start_requests` clients' requests are under way at once. Waits are
         estimated `margin` times longer than the measured speed says: the
         speed a moment ago is not quite the speed to come."""
         rate = self.chars_per_s()
         if rate is None:
-            if self.items >= cold_start_items:
+            if self.requests >= cold_start_requests:
                 return Verdict(
                     False, None, None, cause="cold_start",
-                    reason=f"{self.items} requests under way and no measure of speed yet",
+                    reason=f"{self.requests} requests under way and no measure of speed yet",
                 )
             return Verdict(True, None, None)
         wait_s = margin * self.chars / rate

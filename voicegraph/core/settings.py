@@ -132,9 +132,10 @@ class AdmissionSettings(BaseModel):
     # Waits are estimated this many times longer than the measured speed
     # says: under a sudden burst the speed drops before the measure does.
     estimate_margin: float = Field(1.5, ge=1)
-    # Requests under way at once (a stream's chunks count one each) before
-    # any has come back and the speed is known.
-    cold_start_requests: int = Field(4, ge=1)
+    # Clients' requests let in at once (jobs aside) while nothing has come
+    # back yet and the speed is unknown: a fresh replica serves a handful of
+    # users without refusing any, and a burst at it is mostly refused.
+    cold_start_requests: int = Field(8, ge=1)
 
 
 class PiperSettings(BaseModel):

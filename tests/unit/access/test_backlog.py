@@ -1,5 +1,7 @@
 """Admission by seconds of work, on a clock the tests move."""
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -44,16 +46,23 @@ def test_the_rate_follows_a_change_of_speed_within_a_few_half_lives():
     assert backlog.chars_per_s() == pytest.approx(400.0, rel=0.05)
 
 
-def test_without_a_measure_only_cold_start_items_are_let_in():
+def test_without_a_measure_only_cold_start_requests_are_let_in():
     backlog = Backlog(clock=Clock())
     assert backlog.chars_per_s() is None
-    assert backlog.judge(5000, max_wait_s=1, cold_start_items=4).admitted
-    for _ in range(3):
+    assert backlog.judge(5000, max_wait_s=1, cold_start_requests=4).admitted
+    with contextlib.ExitStack() as under_way:
+        for _ in range(3):
+            under_way.enter_context(backlog.request())
+            backlog.start(100)
+        # Work that is not a client's request (a job's) does not count.
         backlog.start(100)
-    assert backlog.judge(100, max_wait_s=1, cold_start_items=4).admitted
-    backlog.start(100)
-    refused = backlog.judge(100, max_wait_s=1, cold_start_items=4)
-    assert not refused.admitted and refused.cause == "cold_start" and refused.retry_after_s is None
+        assert backlog.judge(100, max_wait_s=1, cold_start_requests=4).admitted
+        under_way.enter_context(backlog.request())
+        refused = backlog.judge(100, max_wait_s=1, cold_start_requests=4)
+        assert not refused.admitted and refused.cause == "cold_start" and refused.retry_after_s is None
+    # Answered or given up: gone from the count, whatever became of its work.
+    assert backlog.requests == 0
+    assert backlog.judge(100, max_wait_s=1, cold_start_requests=4).admitted
 
 
 # At 100 characters a second, with `ahead` characters already admitted.
