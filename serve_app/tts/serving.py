@@ -14,7 +14,7 @@ import math
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -194,22 +194,25 @@ class TTSServing:
         otherwise a request is refused with 503 overloaded when its work
         would wait too long to start or end after `deadline` (the client's,
         on the monotonic clock), which also stops it."""
-        if admitted:
-            return await self._synthesize_or_reuse(job, progress, admitted, deadline)
-        # Before the cache lookup and the chunking: a refusal costs nothing
-        # downstream, and under a flood lookups would queue at the StorageActor.
-        self._admit(len(job.text), deadline)
-        with self.backlog.request():
-            return await self._synthesize_or_reuse(job, progress, admitted, deadline)
+        if not admitted:
+            # Before the cache lookup and the chunking: a refusal costs nothing
+            # downstream, and under a flood lookups would queue at the StorageActor.
+            self._admit(len(job.text), deadline)
+        # In the backlog from the moment it is let in (no await between), so
+        # requests arriving during its cache lookup are judged with it.
+        request = nullcontext() if admitted else self.backlog.request()
+        with request, self._in_backlog(len(job.text)) as work:
+            return await self._synthesize_or_reuse(job, progress, admitted, deadline, work)
 
     async def _synthesize_or_reuse(
-        self, job: SpeechJob, progress: Progress | None, admitted: bool, deadline: float | None
+        self, job: SpeechJob, progress: Progress | None, admitted: bool, deadline: float | None, work: Work
     ) -> Speech:
         if not self.settings.response_cache.enabled:
             return await self._synthesize(job, progress, admitted, deadline)
         keys = await self._cache_keys(job)
         cached = await self._cached(job, keys)
         if cached is not None:
+            work.drop()  # a hit says nothing of how fast the graph synthesizes
             self.cache_hits += 1
             metrics.count("voicegraph_response_cache", result="hit")
             if progress is not None:
@@ -287,12 +290,10 @@ class TTSServing:
         whose = "the service's request_timeout_s"
         if deadline is not None and deadline - time.monotonic() < timeout_s:
             timeout_s, whose = max(0.0, deadline - time.monotonic()), "the request's deadline"
-        # Counted at once, so the next request's admission sees it.
-        with self._in_backlog(len(job.text)):
-            try:
-                return await asyncio.wait_for(self._run_graph(job, progress, admitted, deadline), timeout_s)
-            except TimeoutError:
-                raise UpstreamTimeoutError(f"synthesis did not finish within {whose} ({timeout_s:.3g} s)") from None
+        try:
+            return await asyncio.wait_for(self._run_graph(job, progress, admitted, deadline), timeout_s)
+        except TimeoutError:
+            raise UpstreamTimeoutError(f"synthesis did not finish within {whose} ({timeout_s:.3g} s)") from None
 
     async def _run_graph(
         self, job: SpeechJob, progress: Progress | None, admitted: bool, deadline: float | None

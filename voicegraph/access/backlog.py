@@ -46,8 +46,16 @@ class Work:
         self._backlog = backlog
         self.chars = chars
         self._started = backlog._clock()
+        self._ended = False
+
+    def _end(self) -> bool:
+        """Whether this call ends it: work ends once, by finish or drop."""
+        ended, self._ended = self._ended, True
+        return not ended
 
     def finish(self) -> None:
+        if not self._end():
+            return
         backlog = self._backlog
         backlog._advance()
         backlog.chars -= self.chars
@@ -60,7 +68,9 @@ class Work:
             backlog._recent.append(seconds / self.chars)
 
     def drop(self) -> None:
-        """Failed or cancelled: gone from the backlog, and not work done."""
+        """Failed, cancelled or not needed: gone from the backlog, and not work done."""
+        if not self._end():
+            return
         backlog = self._backlog
         backlog._advance()
         backlog.chars -= self.chars

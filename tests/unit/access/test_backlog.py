@@ -147,3 +147,14 @@ def test_the_verdict_is_consistent_whatever_was_done_before(history, chars, max_
         assert ahead.wait_s > 0 and ahead.finish_s > ahead.wait_s
         if not ahead.admitted:
             assert ahead.retry_after_s == pytest.approx(ahead.wait_s - max_wait_s)
+
+
+def test_work_ends_once():
+    clock = Clock()
+    backlog = Backlog(clock=clock)
+    work = backlog.start(300)
+    clock.now += 1.0
+    work.drop()  # e.g. answered from the cache: no measure of speed
+    work.finish()
+    work.drop()
+    assert (backlog.items, backlog.chars, backlog.chars_per_s()) == (0, 0, None)
