@@ -4,6 +4,7 @@ Locust patches the standard library with gevent, so it only ever runs in a
 subprocess (loadtests/loadtest.py, which starts Locust); this process reads the
 CSVs it leaves with the runner's own parsing. No timing is asserted."""
 
+import json
 import os
 import signal
 import subprocess
@@ -107,3 +108,24 @@ def test_failed_requests_fail_the_run_and_are_reported(service, tmp_path):
     [(entry, error, count)] = read_failures(tmp_path / "locust_failures.csv")
     assert (entry, error) == ("POST /v1/tts (long)", "HTTP 422: text_too_long")
     assert f"{count} x POST /v1/tts (long): HTTP 422: text_too_long" in run.stdout
+
+
+def test_the_burst_shape_reports_what_every_client_got(service, tmp_path):
+    """loadtests/locust_burst.py, small: every request is tallied once, and
+    the chunks counted from the service's metrics are the ones clients got."""
+    summary = tmp_path / "burst.json"
+    command = [
+        sys.executable, "-m", "locust", "-f", "locust_burst.py", "--headless", "--only-summary",
+        "--host", service.url, "--burst-users", "4", "--requests-per-user", "2", "--chars", "300",
+        "--client-timeout", "60", "--metrics-url", service.metrics_url, "--settle", "12",
+        "--max-duration", "120", "--summary-json", str(summary),
+    ]
+    run = subprocess.run(command, cwd=REPO / "loadtests", capture_output=True, text=True, timeout=240)
+    assert summary.exists(), run.stdout + run.stderr
+    numbers = json.loads(summary.read_text())
+    assert numbers["requests"] == 8
+    assert numbers["answered"] + numbers["refused"] + numbers["timed_out"] + sum(numbers["other"].values()) == 8
+    assert numbers["timed_out"] == 0 and numbers["other"] == {} and numbers["answered"] >= 1
+    # Other tests' traffic on the same application may land inside the window, never less than what clients got.
+    assert numbers["chunks_synthesized"] >= numbers["answered_chunks"] > 0
+    assert "burst: 4 users, 8 requests" in run.stdout
