@@ -197,28 +197,34 @@ async def leave_mid_synthesis(url: str, body: dict) -> None:
             await request
 
 
-def test_a_client_that_leaves_costs_no_more_synthesis(engine_service):
-    engine, service = engine_service
-    before = replica_info(engine)
-    cancelled_before = load(service.url)["chunks_cancelled"].get("client_left", 0)
-    asyncio.run(leave_mid_synthesis(service.url, long_request(engine, 300_000)))
+def settled(engine, service) -> dict:
+    """The Synthesizer's counts once nothing is under way: no chunk at the
+    ingress, and no engine call still running for an earlier test's client."""
     deadline = time.monotonic() + 15
     while load(service.url)["chunks_in_flight"]:
         assert time.monotonic() < deadline, "chunks kept running for a client that left"
         time.sleep(0.05)
-    # The engine calls under way when the cancellation came run to their end.
-    settled = replica_info(engine)
+    # The engine calls under way when a cancellation came run to their end.
+    counts = replica_info(engine)
     while True:
         time.sleep(1.0)
         now = replica_info(engine)
-        if now["chunks_done"] == settled["chunks_done"]:
-            break
+        if now["chunks_done"] == counts["chunks_done"]:
+            return now
         assert time.monotonic() < deadline, "the Synthesizer kept working for a client that left"
-        settled = now
-    done = settled["chunks_done"] - before["chunks_done"]
+        counts = now
+
+
+def test_a_client_that_leaves_costs_no_more_synthesis(engine_service):
+    engine, service = engine_service
+    before = settled(engine, service)
+    cancelled_before = load(service.url)["chunks_cancelled"].get("client_left", 0)
+    asyncio.run(leave_mid_synthesis(service.url, long_request(engine, 300_000)))
+    after = settled(engine, service)
+    done = after["chunks_done"] - before["chunks_done"]
     taken_back = load(service.url)["chunks_cancelled"].get("client_left", 0) - cancelled_before
-    waiting = settled["chunks_cancelled_waiting"] - before["chunks_cancelled_waiting"]
-    running = settled["chunks_cancelled_running"] - before["chunks_cancelled_running"]
+    waiting = after["chunks_cancelled_waiting"] - before["chunks_cancelled_waiting"]
+    running = after["chunks_cancelled_running"] - before["chunks_cancelled_running"]
     print(
         f"\n{engine.name}: chunks synthesized {done}, taken back {taken_back} "
         f"(at the Synthesizer: {waiting} dropped waiting, {running} finished for nobody)"

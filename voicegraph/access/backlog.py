@@ -3,10 +3,10 @@ the rate it gets done at, and whether one more request can finish in time.
 
 Work is counted in characters of text, which is what its cost grows with on
 every engine, from when it is sent until its audio is ready. The rate is
-measured, not configured: characters done per second of time with work under
-way, averaged with a half-life, so it follows autoscaling, other ingress
-replicas sharing the Synthesizers, and a change of engine or hardware without
-a setting to retune. Measured while the graph is not full, it is lower than
+measured, not configured: characters done per second of the time that
+finished work covered, averaged with a half-life, so it follows autoscaling,
+other ingress replicas sharing the Synthesizers, and a change of engine or
+hardware without a setting to retune. Measured while the graph is not full, it is lower than
 what the graph could do, so waits are over-estimated then: a refusal too many
 rather than a client let in to time out.
 """
@@ -60,10 +60,19 @@ class Work:
         backlog._advance()
         backlog.chars -= self.chars
         backlog.items -= 1
-        seconds = backlog._clock() - self._started
+        now = backlog._clock()
+        seconds = now - self._started
         # Credited as if done evenly over its time, so its characters decay
         # as the seconds they took do: whole at the end, they would inflate the speed.
         backlog._done_chars += self.chars * backlog._decayed_share(seconds)
+        # Its time becomes busy time where no finished work covered it yet.
+        # Only finished work counts: the time of work dropped (a client that
+        # left, a cache hit, a cancelled job) or still under way says nothing
+        # of the speed, and counting it would drag the speed towards zero.
+        uncovered_s = now - max(self._started, backlog._covered_until)
+        if uncovered_s > 0:
+            backlog._busy_s += uncovered_s * backlog._decayed_share(uncovered_s)
+        backlog._covered_until = now
         if self.chars:
             backlog._recent.append(seconds / self.chars)
 
@@ -89,8 +98,9 @@ class Backlog:
         # the backlog but not here, as their runners bound their own number.
         self.requests = 0
         self._done_chars = 0.0  # decayed
-        self._busy_s = 0.0  # decayed seconds with work under way
+        self._busy_s = 0.0  # decayed seconds that finished work covered
         self._at = clock()
+        self._covered_until = self._at  # the latest finish so far
         # Seconds per character of recent work, queueing included: the
         # fastest is what work takes when it does not wait.
         self._recent: deque[float] = deque(maxlen=64)
@@ -102,8 +112,7 @@ class Backlog:
             return
         decay = 0.5 ** (elapsed / self._half_life_s)
         self._done_chars *= decay
-        busy = elapsed * self._decayed_share(elapsed) if self.items else 0.0
-        self._busy_s = self._busy_s * decay + busy
+        self._busy_s *= decay
         self._at = now
 
     def _decayed_share(self, seconds: float) -> float:

@@ -158,3 +158,39 @@ def test_work_ends_once():
     work.finish()
     work.drop()
     assert (backlog.items, backlog.chars, backlog.chars_per_s()) == (0, 0, None)
+
+
+def test_time_of_work_dropped_or_still_under_way_does_not_slow_the_measure():
+    """A job cancelled after a minute, a client that left, a request stuck on
+    something else: their time says nothing of how fast work gets done."""
+    clock = Clock()
+    backlog = Backlog(clock=clock)
+    for _ in range(30):
+        work = backlog.start(400)
+        clock.now += 1.0
+        work.finish()
+    measured = backlog.chars_per_s()
+    stuck = backlog.start(1000)
+    cancelled = backlog.start(5000)
+    for _ in range(60):  # a minute of them, beside work that finishes at the same pace
+        work = backlog.start(400)
+        clock.now += 1.0
+        work.finish()
+    clock.now += 30.0  # then half a minute when nothing else is under way
+    cancelled.drop()
+    hit = backlog.start(400)  # answered from the cache: dropped, whatever its time
+    clock.now += 0.5
+    hit.drop()
+    assert backlog.chars_per_s() == pytest.approx(measured, rel=0.05)
+    assert backlog.chars == stuck.chars
+
+
+def test_overlapping_work_counts_its_time_once():
+    clock = Clock()
+    backlog = Backlog(clock=clock)
+    for _ in range(20):  # two at once, each 200 characters in a second: 400 a second
+        first, second = backlog.start(200), backlog.start(200)
+        clock.now += 1.0
+        first.finish()
+        second.finish()
+    assert backlog.chars_per_s() == pytest.approx(400.0, rel=0.05)
