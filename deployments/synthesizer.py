@@ -14,6 +14,7 @@ import asyncio
 import numpy as np
 import ray
 from ray import serve
+from ray.serve import context as serve_context
 
 from deployments.metrics import install_serve_metrics
 from voicegraph.audio.dsp import as_int16
@@ -50,7 +51,8 @@ class Synthesizer:
         if self._batch_size == 1:
             pcm = await self._slots.run(self._chunks.synthesize, text, voice, language, speed, sampling)
         else:
-            pcm = await self._synthesize_together(ChunkRequest(text, voice, language, speed, sampling))
+            request_id = serve_context._get_serve_request_context().request_id
+            pcm = await self._synthesize_together(ChunkRequest(text, voice, language, speed, sampling, request_id))
             if isinstance(pcm, Exception):
                 raise pcm
         return as_int16(pcm)

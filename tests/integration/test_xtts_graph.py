@@ -1,9 +1,12 @@
 """Engine xtts through the real Serve graph over HTTP, on a tiny random checkpoint."""
 
+import time
+
 import httpx
 import numpy as np
 import pytest
 from ray import serve
+from ray.serve.exceptions import RequestCancelledError
 
 from tests.helpers.audio import decode
 from tests.helpers.texts import service_chunks
@@ -126,3 +129,33 @@ def test_concurrent_chunks_are_decoded_together_and_each_sounds_as_alone(xtts):
     for batched, alone in zip(together, one_by_one):
         assert batched.dtype == np.int16 and len(batched) == len(alone)
         np.testing.assert_allclose(batched, alone, atol=4)  # int16: a few steps of rounding
+
+
+def test_a_chunk_cancelled_mid_batch_leaves_the_others_whole(xtts):
+    """One caller leaves while its chunk is being decoded with others, and
+    another while its chunk still waits for the next batch: the batch's other
+    chunks sound as they do alone, and the waiting chunk is never decoded."""
+    synthesizer = serve.get_deployment_handle("Synthesizer", "voicegraph-xtts")
+    greedy = Sampling(top_k=1)
+    sentence = "A longer sentence, spoken by the tiny model, so that the batch takes a while to decode."
+    texts = [sentence, sentence.upper(), "Short.", sentence[:40]]
+    alone = [synthesizer.synthesize.remote(text, "Tiny Narrator", "en", 1.0, greedy).result() for text in texts]
+    before = synthesizer.replica_info.remote().result()
+    calls = [synthesizer.synthesize.remote(text, "Tiny Narrator", "en", 1.0, greedy) for text in texts]
+    while synthesizer.replica_info.remote().result()["batches_done"] == before["batches_done"]:
+        time.sleep(0.005)
+    waiting = synthesizer.synthesize.remote("Never to be spoken.", "Tiny Narrator", "en", 1.0, greedy)
+    time.sleep(0.05)  # in the replica's batch queue, behind the batch under way
+    calls[1].cancel()
+    waiting.cancel()
+    with pytest.raises(RequestCancelledError):
+        calls[1].result()  # had it returned, the cancellation came after the batch: no test
+    with pytest.raises(RequestCancelledError):
+        waiting.result()
+    for index in (0, 2, 3):
+        np.testing.assert_allclose(calls[index].result(), alone[index], atol=4)
+    time.sleep(1.0)  # a batch that had taken the waiting chunk would be done by now
+    after = synthesizer.replica_info.remote().result()
+    # The cancelled chunk's sequence is decoded with its batch (one sequence
+    # cannot leave a running generation); the waiting one never is.
+    assert after["chunks_done"] - before["chunks_done"] == len(texts)

@@ -153,6 +153,9 @@ class ChunkRequest:
     language: str
     speed: float = 1.0
     sampling: Sampling = Sampling()
+    # The request it belongs to, for log lines about a batch: those run
+    # outside any one request's context, so Serve cannot tag them itself.
+    request_id: str = ""
 
 
 class Engine(abc.ABC):

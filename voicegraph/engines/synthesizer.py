@@ -39,7 +39,13 @@ class Synthesizer:
         )
 
     def synthesize(
-        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+        self,
+        text: str,
+        voice: Voice,
+        language: str,
+        speed: float,
+        sampling: Sampling = Sampling(),
+        request_id: str = "",
     ) -> np.ndarray:
         engine = self._info.engine
         started = time.perf_counter()
@@ -47,7 +53,7 @@ class Synthesizer:
             pcm = retry_call(
                 lambda: self.engine.synthesize(text, voice, language, speed, sampling),
                 self._policy,
-                on_retry=self._retrying,
+                on_retry=lambda exc, failures, delay_s: self._retrying(exc, failures, request_id),
             )
         except (InvalidRequestError, ReplicaFaultError):
             # Bad input fails again anywhere; a broken replica fails again here.
@@ -68,26 +74,33 @@ class Synthesizer:
         fails them all, to be resent elsewhere."""
         self.batches_done += 1
         started = time.perf_counter()
+        requests = ", ".join(chunk.request_id or "-" for chunk in chunks)
         try:
             pcms = self.engine.synthesize_batch(chunks) if len(chunks) > 1 else None
         except ReplicaFaultError as exc:
+            logger.error("a batch of %d chunks (requests %s) broke this replica: %r", len(chunks), requests, exc)
             for _ in chunks:
                 metrics.count("voicegraph_chunks", engine=self._info.engine, outcome="failed")
             return [exc] * len(chunks)
         except Exception as exc:
-            logger.warning("a batch of %d chunks failed (%r); taking them one at a time", len(chunks), exc)
+            logger.warning(
+                "a batch of %d chunks (requests %s) failed (%r); taking them one at a time", len(chunks), requests, exc
+            )
             pcms = None
         if pcms is None:
             return [self._outcome(chunk) for chunk in chunks]
         # Each chunk waited for the whole batch: that is its latency.
         elapsed_s = time.perf_counter() - started
+        logger.info("decoded %d chunks together in %.2f s (requests %s)", len(chunks), elapsed_s, requests)
         for chunk, pcm in zip(chunks, pcms):
             self._done(chunk.voice, pcm, elapsed_s)
         return pcms
 
     def _outcome(self, chunk: ChunkRequest) -> np.ndarray | Exception:
         try:
-            return self.synthesize(chunk.text, chunk.voice, chunk.language, chunk.speed, chunk.sampling)
+            return self.synthesize(
+                chunk.text, chunk.voice, chunk.language, chunk.speed, chunk.sampling, chunk.request_id
+            )
         except Exception as exc:
             return exc
 
@@ -101,6 +114,8 @@ class Synthesizer:
             metrics.observe("voicegraph_real_time_factor", elapsed_s / audio_s, engine=engine)
         self.chunks_done += 1
 
-    def _retrying(self, exc: BaseException, failures: int, delay_s: float) -> None:
+    def _retrying(self, exc: BaseException, failures: int, request_id: str) -> None:
         metrics.count("voicegraph_chunk_retries", engine=self._info.engine)
-        logger.warning("chunk synthesis failed (attempt %d): %r", failures, exc)
+        # Outside a batch, Serve tags the line with its request itself.
+        whose = f" (request {request_id})" if request_id else ""
+        logger.warning("chunk synthesis failed (attempt %d)%s: %r", failures, whose, exc)

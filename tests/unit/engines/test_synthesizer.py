@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pytest
 
@@ -125,3 +127,27 @@ def test_one_chunk_takes_the_one_chunk_path_with_its_retries():
     engine = BatchingEngine()
     assert len(Synthesizer(engine, backoff_s=0).synthesize_batch(CHUNKS[:1])[0]) == 1
     assert engine.batches == []
+
+
+def test_batch_log_lines_name_every_request_in_the_batch(caplog):
+    """A batch runs outside any one request's context: its lines say whose chunks it held."""
+    chunks = [ChunkRequest(text, "v", "en", request_id=f"req-{text}") for text in ("a", "bb", "ccc")]
+    with caplog.at_level(logging.INFO, logger="ray.serve"):
+        Synthesizer(BatchingEngine(), backoff_s=0).synthesize_batch(chunks)
+        Synthesizer(BatchingEngine(batch_error=RuntimeError("out of memory")), backoff_s=0).synthesize_batch(chunks)
+        Synthesizer(BatchingEngine(batch_error=ReplicaFaultError("illegal memory access")), backoff_s=0).synthesize_batch(
+            chunks
+        )
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 3, lines
+    for line in lines:
+        assert "requests req-a, req-bb, req-ccc" in line, line
+
+
+def test_a_retried_chunk_of_a_batch_names_its_request(caplog):
+    engine = FlakyEngine(1, RuntimeError("device busy"))
+    with caplog.at_level(logging.WARNING, logger="ray.serve"):
+        Synthesizer(engine, backoff_s=0).synthesize_batch([ChunkRequest("hi", "v", "en", request_id="req-7")])
+    assert [record.getMessage() for record in caplog.records] == [
+        "chunk synthesis failed (attempt 1) (request req-7): RuntimeError('device busy')"
+    ]
