@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,7 @@ from voicegraph.engines.base import (
     check_voice,
     resolve_language,
 )
+from voicegraph.engines.windowed_vocoder import WindowedVocoder
 
 logger = logging.getLogger("ray.serve")
 
@@ -136,7 +138,7 @@ class XttsEngine(Engine):
     def _load_voices(self) -> dict[str, Conditioning]:
         voices: dict[str, Conditioning] = {}
         manager = getattr(self.model, "speaker_manager", None)
-        for name, latents in (manager.speakers.items() if manager else ()):
+        for name, latents in manager.speakers.items() if manager else ():
             voices[name] = Conditioning(latents["gpt_cond_latent"], latents["speaker_embedding"])
         for name, paths in self._options.voice_clips.items():
             voices[name] = self.condition([read_reference(path) for path in paths])
@@ -176,9 +178,7 @@ class XttsEngine(Engine):
             "repetition_penalty": sampling.repetition_penalty
             if sampling.repetition_penalty is not None
             else config.repetition_penalty,
-            "length_penalty": sampling.length_penalty
-            if sampling.length_penalty is not None
-            else config.length_penalty,
+            "length_penalty": sampling.length_penalty if sampling.length_penalty is not None else config.length_penalty,
             "max_new_tokens": min(budget, self.model.gpt.max_gen_mel_tokens),
         }
 
@@ -254,8 +254,13 @@ class XttsEngine(Engine):
 
         def work():
             result = self.model.inference(
-                text, language, conditioning.gpt_cond_latent, conditioning.speaker_embedding,
-                speed=speed, enable_text_splitting=False, **kwargs,
+                text,
+                language,
+                conditioning.gpt_cond_latent,
+                conditioning.speaker_embedding,
+                speed=speed,
+                enable_text_splitting=False,
+                **kwargs,
             )
             return np.asarray(result["wav"], dtype=np.float32)
 
@@ -299,15 +304,14 @@ class XttsEngine(Engine):
             logger.warning("CUDA out of memory on a batch of %d chunks; trying its halves", len(items))
             return self._split_on_oom(items[:half]) + self._split_on_oom(items[half:])
 
+    def _text_tokens(self, text: str, language: str):
+        encoded = self.model.tokenizer.encode(text.strip().lower(), lang=language.split("-")[0])
+        return self._torch.IntTensor(encoded).unsqueeze(0).to(self.device)
+
     def _decode_together(self, items: list[_Prepared]) -> list[np.ndarray]:
         torch, model = self._torch, self.model
         gpt = model.gpt
-        tokens = [
-            torch.IntTensor(model.tokenizer.encode(item.text.strip().lower(), lang=item.language.split("-")[0]))
-            .unsqueeze(0)
-            .to(self.device)
-            for item in items
-        ]
+        tokens = [self._text_tokens(item.text, item.language) for item in items]
         prompts = []
         for item, text in zip(items, tokens):
             # What gpt.compute_embeddings makes of one chunk: its voice's latents, then its text.
@@ -372,24 +376,71 @@ class XttsEngine(Engine):
     def synthesize_stream(
         self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> Iterator[np.ndarray]:
+        """Pieces of `stream_chunk_tokens` GPT tokens each, the first as soon as
+        they are generated; each piece's HiFi-GAN runs on a window of latents
+        (WindowedVocoder), so the stream costs about what the plain call costs."""
         conditioning, language = self._voice(voice, language)
         kwargs = self._generation_kwargs(text, sampling)
-        pieces = self._guarded(
-            lambda: iter(
-                self.model.inference_stream(
-                    text, language, conditioning.gpt_cond_latent, conditioning.speaker_embedding,
-                    stream_chunk_size=self._options.stream_chunk_tokens, speed=speed,
-                    enable_text_splitting=False, **kwargs,
-                )
-            ),
-            retry_oom=False,
-        )
+        gpt = self.model.gpt
+
+        def start():
+            prompt = gpt.compute_embeddings(conditioning.gpt_cond_latent, self._text_tokens(text, language))
+            return gpt.get_generator(
+                fake_inputs=prompt,
+                do_sample=True,
+                num_beams=1,
+                num_return_sequences=1,
+                output_attentions=False,
+                output_hidden_states=True,
+                return_dict_in_generate=True,
+                **kwargs,
+            )
+
+        generated = self._guarded(start, retry_oom=False)
+        vocoder = self._stream_vocoder(conditioning, speed)
+        latents = []
+        step = self._options.stream_chunk_tokens
+
+        def next_piece():
+            new = [latent for _, latent in itertools.islice(generated, step)]
+            latents.extend(new)
+            final = len(new) < step
+            piece = vocoder.piece(self._torch.cat(latents)[None], final) if latents else None
+            return piece, final
+
         while True:
             # A generator that raised is finished: an OOM mid-stream cannot be retried here.
-            piece = self._guarded(lambda: next(pieces, None), retry_oom=False)
-            if piece is None:
+            piece, final = self._guarded(next_piece, retry_oom=False)
+            if piece is not None:
+                yield piece.detach().float().cpu().numpy().clip(-1.0, 1.0)
+            if final:
                 return
-            yield piece.detach().float().cpu().numpy().clip(-1.0, 1.0)
+
+    def _stream_vocoder(self, conditioning: Conditioning, speed: float) -> WindowedVocoder:
+        """HiFi-GAN split where a window can start: the interpolations of
+        `HifiDecoder.forward` (and the chunk's speed) on all latents, then its
+        waveform decoder on a window of the frames they give."""
+        decoder, interpolate = self.model.hifigan_decoder, self._torch.nn.functional.interpolate
+        frames_per_latent = decoder.ar_mel_length_compression / decoder.output_hop_length
+        rate = decoder.output_sample_rate / decoder.input_sample_rate
+        stretch = 1.0 / max(speed, 0.05)
+
+        def upsample(latents):
+            frames = latents.transpose(1, 2)
+            if speed != 1.0:
+                frames = interpolate(frames, scale_factor=stretch, mode="linear")
+            frames = interpolate(frames, scale_factor=[frames_per_latent], mode="linear")
+            if rate != 1.0:
+                frames = interpolate(frames, scale_factor=[rate], mode="linear")
+            return frames
+
+        speaker = conditioning.speaker_embedding.to(self.device)
+        return WindowedVocoder(
+            upsample,
+            lambda frames: decoder.waveform_decoder(frames, g=speaker),
+            hop=decoder.output_hop_length,
+            frames_per_latent=frames_per_latent * rate * stretch,
+        )
 
     def check_health(self) -> None:
         if self._fatal:
