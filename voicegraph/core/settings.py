@@ -102,9 +102,18 @@ class XttsSettings(BaseModel):
 
     # "auto": the replica's GPU when Ray assigned it one, else CPU.
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # Autocast precision on CUDA; CPU always runs float32. Slower, not faster, today:
-    # float16 measured 3x slower than float32 (one chunk at a time, H200, 2026-12-04).
+    # Precision of the GPT's weights; the voice conditioning and HiFi-GAN stay
+    # float32. Half precision halves the GPT's memory; whether it is faster on
+    # a GPU is for `loadtests/bench_xtts.py --dtype` to show (not yet
+    # measured in this form; autocast, the old way, was 3x slower on an H200,
+    # 2026-12-04). On a CPU it is slower: keep float32 there.
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    # A static KV cache for batched GPT decoding: fixed shapes, which let
+    # transformers compile the decode step with CUDA graphs on a GPU (the
+    # first batch of each new shape compiles, seconds to minutes). Same
+    # audio either way. Off until `loadtests/bench_xtts.py --static-cache 0 1`
+    # shows it faster on your GPU; streams always use the dynamic cache.
+    static_cache: bool = False
     # Built-in voices from reference clips, where the model has no speakers file:
     # {"narrator": ["/voices/narrator1.wav", "/voices/narrator2.wav"]}.
     voice_clips: dict[str, list[Path]] = {}

@@ -117,20 +117,20 @@ def test_a_model_without_voices_is_refused_at_load(tiny_xtts_dir, reference_clip
 
 
 class Faults:
-    """Make the model's inference raise given errors first: CUDA faults cannot be caused on a CPU."""
+    """Make the engine's decoding raise given errors first: CUDA faults cannot be caused on a CPU."""
 
     def __init__(self, engine, monkeypatch, errors):
         self.errors = list(errors)
         self.calls = 0
-        real = engine.model.inference
+        real = engine._decode_together
 
-        def inference(*args, **kwargs):
+        def decode(items):
             self.calls += 1
             if self.errors:
                 raise self.errors.pop(0)
-            return real(*args, **kwargs)
+            return real(items)
 
-        monkeypatch.setattr(engine.model, "inference", inference)
+        monkeypatch.setattr(engine, "_decode_together", decode)
 
 
 def test_cuda_oom_frees_the_cache_and_retries_once(engine, monkeypatch):
@@ -279,3 +279,64 @@ def test_engines_without_batching_take_a_batch_in_turn():
     together = RecordingEspeak().synthesize_batch(chunks)
     assert calls == [(c.text, c.voice, c.language, c.speed, c.sampling) for c in chunks]
     assert len(together) == 2 and len(together[1]) > len(together[0]) > 0
+
+
+def test_one_chunk_sounds_as_coquis_own_inference(batching_engine, reference_clip):
+    """The engine's one decoding path, for one chunk, is `Xtts.inference`."""
+    for chunk in batch_of_different_chunks(batching_engine, reference_clip):
+        if isinstance(chunk.voice, str):
+            conditioning = batching_engine._voices[chunk.voice]
+        else:
+            conditioning = batching_engine._voice(chunk.voice, chunk.language)[0]
+        kwargs = batching_engine._generation_kwargs(chunk.text, chunk.sampling)
+        with torch.inference_mode():
+            coqui = batching_engine.model.inference(
+                chunk.text, chunk.language, conditioning.gpt_cond_latent, conditioning.speaker_embedding,
+                speed=chunk.speed, enable_text_splitting=False, **kwargs,
+            )["wav"]
+        assert_same_audio([alone(batching_engine, chunk)], [np.asarray(coqui, np.float32).clip(-1.0, 1.0)])
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_casts_the_gpt_weights_and_keeps_the_rest_in_float32(
+    tiny_xtts_dir, reference_clip, dtype
+):
+    from voicegraph.engines.xtts import read_reference
+
+    settings = tiny_xtts_settings(tiny_xtts_dir, reference_clip)
+    settings.xtts.dtype = dtype
+    settings.xtts.stream_chunk_tokens = 4
+    engine = XttsEngine(settings, num_threads=2)  # the warm-up speaks once
+    gpt = engine.model.gpt
+    half = getattr(torch, dtype)
+    assert {p.dtype for p in gpt.gpt.parameters()} == {half}
+    assert gpt.text_embedding.weight.dtype == half and gpt.gpt_inference.lm_head[1].weight.dtype == half
+    for kept in (gpt.conditioning_encoder, gpt.conditioning_perceiver, engine.model.hifigan_decoder):
+        assert {p.dtype for p in kept.parameters()} == {torch.float32}
+    reference = XttsEngine(tiny_xtts_settings(tiny_xtts_dir, reference_clip), num_threads=2)
+    clone = engine.clone(*read_reference(reference_clip))
+    chunks = [
+        ChunkRequest("Hello there, in half precision.", "narrator", "en", 1.0, GREEDY),
+        ChunkRequest("Bonjour.", clone, "fr", 1.3, GREEDY),
+    ]
+    for chunk, audio in zip(chunks, engine.synthesize_batch(chunks)):
+        # Random weights never stop: each chunk speaks its whole budget, as in float32.
+        assert audio.dtype == np.float32 and np.isfinite(audio).all() and np.abs(audio).max() > 0
+        assert len(audio) == len(alone(reference, chunk)) == len(alone(engine, chunk))
+    streamed = np.concatenate(list(engine.synthesize_stream("Hello there.", clone, "en", 1.0, GREEDY)))
+    assert np.isfinite(streamed).all() and len(streamed) > 0
+
+
+def test_the_static_cache_gives_the_same_audio(batching_engine, reference_clip, monkeypatch):
+    chunks = batch_of_different_chunks(batching_engine, reference_clip)
+    dynamic = batching_engine.synthesize_batch(chunks)
+    caches = []
+    generate = batching_engine.model.gpt.gpt_inference.generate
+    monkeypatch.setattr(
+        batching_engine.model.gpt.gpt_inference,
+        "generate",
+        lambda *args, **kwargs: caches.append(kwargs["cache_implementation"]) or generate(*args, **kwargs),
+    )
+    monkeypatch.setattr(batching_engine._options, "static_cache", True)
+    assert_same_audio(batching_engine.synthesize_batch(chunks), dynamic)
+    assert caches == ["static"]
