@@ -106,7 +106,7 @@ class XttsSettings(BaseModel):
     # float32. Half precision halves the GPT's memory; whether it is faster on
     # a GPU is for `loadtests/bench_xtts.py --dtype` to show (not yet
     # measured in this form; autocast, the old way, was 3x slower on an H200,
-    # 2026-12-04). On a CPU it is slower: keep float32 there.
+    # 2026-12-04).
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     # A static KV cache for batched GPT decoding: fixed shapes, which let
     # transformers compile the decode step with CUDA graphs on a GPU (the
