@@ -159,3 +159,27 @@ def test_a_chunk_cancelled_mid_batch_leaves_the_others_whole(xtts):
     # The cancelled chunk's sequence is decoded with its batch (one sequence
     # cannot leave a running generation); the waiting one never is.
     assert after["chunks_done"] - before["chunks_done"] == len(texts)
+
+
+def test_streams_join_batches_like_any_other_chunk(xtts, xtts_service):
+    """An HTTP stream speaks its text chunk by chunk through the same batched
+    call as /v1/tts: chunks of concurrent streams are decoded together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    synthesizer = serve.get_deployment_handle("Synthesizer", "voicegraph-xtts")
+    texts = [" ".join([f"Stream {n} has a short sentence about nothing much."] * 6) for n in range(3)]
+
+    def stream(text):
+        with httpx.Client(base_url=xtts_service.url, timeout=300) as http:
+            with http.stream("POST", "/v1/tts/stream", json={"text": text, "format": "pcm"}) as response:
+                assert response.status_code == 200, response.read()
+                return len(response.read())
+
+    before = synthesizer.replica_info.remote().result()
+    with ThreadPoolExecutor(len(texts)) as pool:
+        sizes = list(pool.map(stream, texts))
+    after = synthesizer.replica_info.remote().result()
+    chunks = after["chunks_done"] - before["chunks_done"]
+    assert all(size > 0 for size in sizes)
+    assert chunks >= 2 * len(texts)
+    assert after["batches_done"] - before["batches_done"] < chunks

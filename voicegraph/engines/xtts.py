@@ -7,9 +7,10 @@ so a model that never emits its stop token cannot run away.
 
 from __future__ import annotations
 
+import contextlib
 import gc
-import itertools
 import logging
+import queue
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,89 @@ class _Prepared:
     speed: float
     conditioning: Conditioning
     generation: dict  # `_generation_kwargs`, the token budget included
+    text_tokens: object  # torch.IntTensor (1, n): the text as the tokenizer encodes it
+
+
+def _sampling_groups(items: list[_Prepared]) -> list[list[int]]:
+    """Indices of the chunks one generation can take together: transformers'
+    generate has one set of sampling settings per call."""
+    groups: dict[tuple, list[int]] = {}
+    for index, item in enumerate(items):
+        alike = tuple(sorted((k, v) for k, v in item.generation.items() if k != "max_new_tokens"))
+        groups.setdefault(alike, []).append(index)
+    return list(groups.values())
+
+
+def _cut(item: _Prepared, codes, stop_token: int):
+    """A chunk's row of a batch's codes: up to its own budget, or its first
+    stop token (kept, as generation alone ends)."""
+    codes = codes[: item.generation["max_new_tokens"]]
+    stops = (codes == stop_token).nonzero()
+    return codes[: int(stops[0]) + 1] if len(stops) else codes
+
+
+def _has_ended(item: _Prepared, codes, stop_token: int) -> bool:
+    return len(codes) >= item.generation["max_new_tokens"] or bool((codes == stop_token).any())
+
+
+class _StreamClosed(Exception):
+    """Raised inside generate, from the streamer, when the stream's consumer left."""
+
+
+_ENDED = object()
+
+
+class _PieceStreamer:
+    """transformers' streamer protocol (`put` each step's tokens, `end`):
+    every `every` tokens, each chunk's new audio, handed to the consumer."""
+
+    def __init__(self, engine: XttsEngine, items: list[_Prepared], every: int, stop: threading.Event):
+        self._engine, self._items, self._every, self._stop = engine, items, every, stop
+        self._vocoders = [engine._stream_vocoder(item.conditioning, item.speed) for item in items]
+        self._steps: list = []
+        self._prompt_seen = False
+        self._ended = [False] * len(items)
+        self.pieces: queue.Queue = queue.Queue(maxsize=2)
+
+    def put(self, tokens) -> None:
+        if not self._prompt_seen:  # generate hands over the prompt first
+            self._prompt_seen = True
+            return
+        if self._stop.is_set():
+            raise _StreamClosed
+        self._steps.append(tokens.reshape(-1))
+        if len(self._steps) % self._every == 0:
+            self._emit(final=False)
+
+    def end(self) -> None:
+        self._emit(final=True)
+
+    def _emit(self, final: bool) -> None:
+        engine, torch = self._engine, self._engine._torch
+        stop_token = engine.model.gpt.stop_audio_token
+        if not self._steps:
+            return
+        codes = torch.stack(self._steps, dim=1)
+        step: list[np.ndarray | None] = []
+        for row, item in enumerate(self._items):
+            if self._ended[row]:
+                step.append(None)
+                continue
+            ended = final or _has_ended(item, codes[row], stop_token)
+            own = _cut(item, codes[row], stop_token).to(engine.device)
+            piece = self._vocoders[row].piece(engine._latents(item, own), final=ended)
+            step.append(np.empty(0, np.float32) if piece is None else piece.float().cpu().numpy().clip(-1.0, 1.0))
+            self._ended[row] = ended
+        self.hand_over(step)
+
+    def hand_over(self, step) -> None:
+        """Into the queue, waiting while the consumer is behind, unless it left."""
+        while not self._stop.is_set():
+            try:
+                self.pieces.put(step, timeout=0.05)
+                return
+            except queue.Full:
+                continue
 
 
 def read_reference(path: Path) -> tuple[np.ndarray, int]:
@@ -261,7 +345,8 @@ class XttsEngine(Engine):
     def _prepare(self, chunk: ChunkRequest) -> _Prepared:
         conditioning, language = self._voice(chunk.voice, chunk.language)
         generation = self._generation_kwargs(chunk.text, chunk.sampling)
-        return _Prepared(chunk.text, language, chunk.speed, conditioning, generation)
+        tokens = self._text_tokens(chunk.text, language)
+        return _Prepared(chunk.text, language, chunk.speed, conditioning, generation, tokens)
 
     def synthesize_batch(self, chunks: Sequence[ChunkRequest]) -> list[np.ndarray]:
         """Chunks decoded together: one GPT generation for every chunk that
@@ -270,17 +355,64 @@ class XttsEngine(Engine):
         latents and HiFi-GAN on its own. One chunk of the batch sounds as it
         would alone; an out-of-memory error splits the batch and tries the halves."""
         prepared = [self._prepare(chunk) for chunk in chunks]
-        groups: dict[tuple, list[int]] = {}
-        for index, item in enumerate(prepared):
-            alike = tuple(sorted((k, v) for k, v in item.generation.items() if k != "max_new_tokens"))
-            groups.setdefault(alike, []).append(index)
         audio: list[np.ndarray] = [np.empty(0, np.float32)] * len(prepared)
-        for indices in groups.values():
+        for indices in _sampling_groups(prepared):
             group = [prepared[index] for index in indices]
             decoded = self._guarded(lambda group=group: self._split_on_oom(group), retry_oom=False)
             for index, pcm in zip(indices, decoded):
                 audio[index] = pcm.clip(-1.0, 1.0)
         return audio
+
+    def stream_batch(self, chunks: Sequence[ChunkRequest]) -> Iterator[list[np.ndarray | None]]:
+        """Chunks decoded together, as streams: every `stream_chunk_tokens`
+        generated tokens, a list with each chunk's new audio (empty when none
+        is settled yet), and None for a chunk once it has ended. A chunk's
+        pieces joined are the audio `synthesize_batch` gives it (the same
+        generation, latents and HiFi-GAN, decoded piece by piece through a
+        WindowedVocoder). Chunks that sample differently stream one group
+        after another. Closing the iterator stops the generation."""
+        prepared = [self._prepare(chunk) for chunk in chunks]
+        ended = [False] * len(prepared)
+        for indices in _sampling_groups(prepared):
+            for step in self._stream_group([prepared[index] for index in indices]):
+                out: list[np.ndarray | None] = [None if done else np.empty(0, np.float32) for done in ended]
+                for index, piece in zip(indices, step):
+                    out[index] = piece
+                yield out
+            for index in indices:
+                ended[index] = True
+
+    def _stream_group(self, items: list[_Prepared]) -> Iterator[list[np.ndarray | None]]:
+        if self._fatal:
+            raise ReplicaFaultError(f"replica is unhealthy after a CUDA error: {self._fatal}")
+        # transformers' generate is no generator: it runs in its own thread,
+        # and the streamer it calls at each token hands the pieces over.
+        stop = threading.Event()
+        streamer = _PieceStreamer(self, items, self._options.stream_chunk_tokens, stop)
+        pieces = streamer.pieces
+
+        def generate():
+            try:
+                self._guarded(lambda: self._generate(items, streamer), retry_oom=False)
+            except _StreamClosed:
+                pass
+            except BaseException as exc:  # handed to the consumer, raised there
+                streamer.hand_over(exc)
+            finally:
+                streamer.hand_over(_ENDED)
+
+        worker = threading.Thread(target=generate, name="xtts-stream", daemon=True)
+        worker.start()
+        try:
+            while (step := pieces.get()) is not _ENDED:
+                if isinstance(step, BaseException):
+                    raise step
+                yield step
+        finally:
+            stop.set()
+            while worker.is_alive():  # unblock a streamer waiting on a full queue
+                with contextlib.suppress(queue.Empty):
+                    pieces.get(timeout=0.05)
 
     def _split_on_oom(self, items: list[_Prepared]) -> list[np.ndarray]:
         torch = self._torch
@@ -306,13 +438,16 @@ class XttsEngine(Engine):
         return self._torch.IntTensor(encoded).unsqueeze(0).to(self.device)
 
     def _decode_together(self, items: list[_Prepared]) -> list[np.ndarray]:
-        torch, model = self._torch, self.model
-        gpt = model.gpt
-        tokens = [self._text_tokens(item.text, item.language) for item in items]
+        codes = self._generate(items)
+        return [self._vocode(item, _cut(item, row, self.model.gpt.stop_audio_token)) for item, row in zip(items, codes)]
+
+    def _generate(self, items: list[_Prepared], streamer=None):
+        """One GPT generation for chunks that sample alike: their audio codes, one row each."""
+        torch, gpt = self._torch, self.model.gpt
         prompts = []
-        for item, text in zip(items, tokens):
+        for item in items:
             # What gpt.compute_embeddings makes of one chunk: its voice's latents, then its text.
-            text = torch.nn.functional.pad(text, (0, 1), value=gpt.stop_text_token)
+            text = torch.nn.functional.pad(item.text_tokens, (0, 1), value=gpt.stop_text_token)
             text = torch.nn.functional.pad(text, (1, 0), value=gpt.start_text_token)
             embedded = gpt.text_embedding(text) + gpt.text_pos_embedding(text)
             latents = self._gpt_input(item.conditioning.gpt_cond_latent)
@@ -328,42 +463,42 @@ class XttsEngine(Engine):
         gpt.gpt_inference.store_prefix_emb(prefix)
         inputs = torch.ones((len(items), width + 1), dtype=torch.long, device=self.device)
         inputs[:, -1] = gpt.start_audio_token
-        budgets = [item.generation["max_new_tokens"] for item in items]
         sampling = {k: v for k, v in items[0].generation.items() if k != "max_new_tokens"}
-        codes = gpt.gpt_inference.generate(
+        return gpt.gpt_inference.generate(
             inputs,
             attention_mask=mask,
             bos_token_id=gpt.start_audio_token,
             pad_token_id=gpt.stop_audio_token,
             eos_token_id=gpt.stop_audio_token,
-            max_new_tokens=max(budgets),
+            max_new_tokens=max(item.generation["max_new_tokens"] for item in items),
             do_sample=True,
             num_beams=1,
             output_attentions=False,
             cache_implementation="static" if self._options.static_cache else None,
+            streamer=streamer,
             **sampling,
         )[:, width + 1 :]
-        audio = []
-        for item, text, row, budget in zip(items, tokens, codes, budgets):
-            row = row[:budget]
-            stops = (row == gpt.stop_audio_token).nonzero()
-            if len(stops):
-                row = row[: int(stops[0]) + 1]  # its stop token, as generation alone ends
-            audio.append(self._vocode(item, text, row.unsqueeze(0)))
-        return audio
 
-    def _vocode(self, item: _Prepared, text, codes) -> np.ndarray:
-        """GPT codes → audio, as `Xtts.inference` does for one chunk."""
+    def _latents(self, item: _Prepared, codes):
+        """A chunk's GPT latents for its codes, as `Xtts.inference` computes
+        them: the GPT run over the whole sequence, so the latents of a prefix
+        of the codes are the first latents of the whole."""
         torch, gpt = self._torch, self.model.gpt
-        latents = gpt(
-            text,
-            torch.tensor([text.shape[-1]], device=self.device),
+        codes = codes.unsqueeze(0)
+        return gpt(
+            item.text_tokens,
+            torch.tensor([item.text_tokens.shape[-1]], device=self.device),
             codes,
             torch.tensor([codes.shape[-1] * gpt.code_stride_len], device=self.device),
             cond_latents=self._gpt_input(item.conditioning.gpt_cond_latent),
             return_attentions=False,
             return_latent=True,
         ).float()  # HiFi-GAN runs in float32 whatever the GPT's precision
+
+    def _vocode(self, item: _Prepared, codes) -> np.ndarray:
+        """GPT codes → audio, as `Xtts.inference` does for one chunk."""
+        torch = self._torch
+        latents = self._latents(item, codes)
         if item.speed != 1.0:
             latents = torch.nn.functional.interpolate(
                 latents.transpose(1, 2), scale_factor=1.0 / max(item.speed, 0.05), mode="linear"
@@ -375,45 +510,10 @@ class XttsEngine(Engine):
         self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> Iterator[np.ndarray]:
         """Pieces of `stream_chunk_tokens` GPT tokens each, the first as soon as
-        they are generated; each piece's HiFi-GAN runs on a window of latents
-        (WindowedVocoder), so the stream costs about what the plain call costs."""
-        conditioning, language = self._voice(voice, language)
-        kwargs = self._generation_kwargs(text, sampling)
-        gpt = self.model.gpt
-
-        def start():
-            latents = self._gpt_input(conditioning.gpt_cond_latent)
-            prompt = gpt.compute_embeddings(latents, self._text_tokens(text, language))
-            return gpt.get_generator(
-                fake_inputs=prompt,
-                do_sample=True,
-                num_beams=1,
-                num_return_sequences=1,
-                output_attentions=False,
-                output_hidden_states=True,
-                return_dict_in_generate=True,
-                **kwargs,
-            )
-
-        generated = self._guarded(start, retry_oom=False)
-        vocoder = self._stream_vocoder(conditioning, speed)
-        latents = []
-        step = self._options.stream_chunk_tokens
-
-        def next_piece():
-            new = [latent for _, latent in itertools.islice(generated, step)]
-            latents.extend(new)
-            final = len(new) < step
-            piece = vocoder.piece(self._torch.cat(latents)[None], final) if latents else None
-            return piece, final
-
-        while True:
-            # A generator that raised is finished: an OOM mid-stream cannot be retried here.
-            piece, final = self._guarded(next_piece, retry_oom=False)
-            if piece is not None:
-                yield piece.detach().float().cpu().numpy().clip(-1.0, 1.0)
-            if final:
-                return
+        they are generated: a batch of one of `stream_batch`."""
+        for (piece,) in self.stream_batch([ChunkRequest(text, voice, language, speed, sampling)]):
+            if piece is not None and len(piece):
+                yield piece
 
     def _stream_vocoder(self, conditioning: Conditioning, speed: float) -> WindowedVocoder:
         """HiFi-GAN split where a window can start: the interpolations of
@@ -426,6 +526,8 @@ class XttsEngine(Engine):
 
         def upsample(latents):
             frames = latents.float().transpose(1, 2)
+            if int(frames.shape[-1] * stretch) == 0:
+                return frames[..., :0]  # too few latents yet for one frame at this speed
             if speed != 1.0:
                 frames = interpolate(frames, scale_factor=stretch, mode="linear")
             frames = interpolate(frames, scale_factor=[frames_per_latent], mode="linear")
