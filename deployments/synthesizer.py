@@ -10,6 +10,7 @@ rest wait their turn, where a cancelled caller's chunk is never started.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import numpy as np
 import ray
@@ -37,6 +38,8 @@ class Synthesizer:
         self._batch_size = 1 if engine.default_batch_size == 1 else options.max_batch_size or engine.default_batch_size
         self._synthesize_together.set_max_batch_size(self._batch_size)
         self._synthesize_together.set_batch_wait_timeout_s(options.batch_wait_timeout_s)
+        self._stream_together.set_max_batch_size(self._batch_size)
+        self._stream_together.set_batch_wait_timeout_s(options.batch_wait_timeout_s)
         self._slots = EngineSlots(options.max_concurrent_chunks, engine.info().engine)
 
     def describe(self) -> EngineInfo:
@@ -61,6 +64,32 @@ class Synthesizer:
     async def _synthesize_together(self, chunks: list[ChunkRequest]) -> list[np.ndarray | Exception]:
         return await asyncio.to_thread(self._chunks.synthesize_batch, chunks)
 
+    async def synthesize_pieces(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> AsyncIterator[np.ndarray]:
+        """One chunk's audio in pieces as the engine makes them (int16; call
+        with `handle.options(stream=True)`). Concurrent calls, from any
+        requests, are decoded together as one batch of streams."""
+        request_id = serve_context._get_serve_request_context().request_id
+        async for (piece,) in self._stream_together(ChunkRequest(text, voice, language, speed, sampling, request_id)):
+            if len(piece):
+                yield as_int16(piece)
+
+    # The parametrised form: the bare decorator refuses async generators.
+    # Sizes are set per engine in __init__.
+    @serve.batch(max_batch_size=1)
+    async def _stream_together(self, chunks: list[ChunkRequest]) -> AsyncIterator[list]:
+        steps = self._chunks.stream_batch(chunks)
+        try:
+            # The engine steps in a thread: a step is a stretch of GPU work.
+            while (step := await asyncio.to_thread(next, steps, None)) is not None:
+                # Serve ends a caller's stream on StopIteration in its place. It
+                # tests `result in (StopIteration, ...)`, which an array cannot
+                # answer: each piece goes in a 1-tuple.
+                yield [StopIteration if piece is None else (piece,) for piece in step]
+        finally:
+            await asyncio.to_thread(steps.close)
+
     async def clone_voice(self, pcm: np.ndarray, rate: int) -> ClonedVoice:
         # Cloning needs the loaded model (XTTS conditioning), which only
         # Synthesizer replicas hold: the VoiceCloner prepares audio and asks here.
@@ -78,6 +107,8 @@ class Synthesizer:
             "chunks_done": self._chunks.chunks_done,
             "max_batch_size": self._batch_size,
             "batches_done": self._chunks.batches_done,
+            "stream_batches_done": self._chunks.stream_batches_done,
+            "pieces_done": self._chunks.pieces_done,
             "chunks_cancelled_waiting": self._slots.cancelled_waiting,
             "chunks_cancelled_running": self._slots.cancelled_running,
         }

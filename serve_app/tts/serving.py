@@ -26,7 +26,7 @@ from voicegraph.access.backlog import Backlog, Work
 from voicegraph.audio.dsp import ms_to_samples
 from voicegraph.audio.formats import audio_format
 from voicegraph.audio.stitching import StitchedAudio, Stitcher
-from voicegraph.audio.streaming import stream_piece
+from voicegraph.audio.streaming import ChunkInPieces, stream_piece
 from voicegraph.core import metrics
 from voicegraph.core.errors import (
     DeadlineTooShortError,
@@ -385,11 +385,36 @@ class TTSServing:
             while len(ahead) < limit and waiting:
                 ahead.append(asyncio.ensure_future(self._stream_chunk(waiting.popleft().text, job)))
 
+        in_pieces = info.streams_within_chunks and settings.stream_first_chunk_in_pieces and bool(waiting)
+        first_in_pieces: AsyncIterator[np.ndarray] | None = None
+
+        def first_audio_out() -> None:
+            metrics.observe("voicegraph_time_to_first_audio_s", time.perf_counter() - started)
+            ask_for_the_rest()  # only now, so chunking it does not slow the first audio
+
         with self.backlog.request():
             self.open_streams += 1
             why = "client_left"  # why chunks still under way at the end are taken back
             try:
-                for index in itertools.count():
+                if in_pieces:
+                    # The first chunk in pieces as it is generated; the
+                    # look-ahead starts with its first piece.
+                    shaped = ChunkInPieces(info.sample_rate_for(job.voice), settings.fade_ms, settings.peak_dbfs)
+                    first_in_pieces = self._stream_chunk_pieces(waiting.popleft().text, job)
+                    out_yet = False
+                    async for piece in first_in_pieces:
+                        out = shaped.feed(piece)
+                        if len(out):
+                            if not out_yet:
+                                out_yet = True
+                                first_audio_out()
+                                start(lookahead)
+                            yield out
+                    if not out_yet:
+                        first_audio_out()
+                    yield shaped.close()
+                    first_in_pieces = None
+                for index in itertools.count(1 if in_pieces else 0):
                     # The first chunk alone: its audio is what the listener waits for.
                     start(lookahead if index else 1)
                     if not ahead:
@@ -402,8 +427,7 @@ class TTSServing:
                         return
                     part = await ahead.popleft()
                     if index == 0:
-                        metrics.observe("voicegraph_time_to_first_audio_s", time.perf_counter() - started)
-                        ask_for_the_rest()  # only now, so chunking it does not slow the first audio
+                        first_audio_out()
                         start(lookahead - 1)  # the rest of the look-ahead, while this piece goes out
                     yield stream_piece(
                         part, index, info.sample_rate_for(job.voice), settings.pause_ms, settings.fade_ms,
@@ -415,6 +439,9 @@ class TTSServing:
             finally:
                 self.open_streams -= 1
                 self._cancel(ahead, why)
+                if first_in_pieces is not None:  # left while its first chunk streamed
+                    await first_in_pieces.aclose()
+                    self._count_cancelled(why)
                 if rest is not None:
                     rest.cancel()
 
@@ -468,8 +495,11 @@ class TTSServing:
         for task in tasks:
             if task.cancelled() or not task.done():
                 task.cancel()
-                self.chunks_cancelled[why] += 1
-                metrics.count("voicegraph_chunks_cancelled", reason=why)
+                self._count_cancelled(why)
+
+    def _count_cancelled(self, why: str) -> None:
+        self.chunks_cancelled[why] += 1
+        metrics.count("voicegraph_chunks_cancelled", reason=why)
 
     @contextmanager
     def _in_backlog(self, chars: int) -> Iterator[Work]:
@@ -489,6 +519,33 @@ class TTSServing:
         # long and its listener slow, so the whole would overstate what waits.
         with self._in_backlog(len(chunk)):
             return await self._synthesize_chunk(chunk, job)
+
+    async def _stream_chunk_pieces(self, chunk: str, job: SpeechJob) -> AsyncIterator[np.ndarray]:
+        """One chunk in pieces as the Synthesizer makes them. A replica that is
+        full, broken or gone before the first piece: the chunk goes the
+        whole-chunk way, with its waits and resends, and comes as one piece.
+        After the first piece a failure ends the stream: what was sent is out."""
+        with self._in_backlog(len(chunk)):
+            self.chunks_in_flight += 1
+            try:
+                pieces = self._synthesizer.options(stream=True).synthesize_pieces.remote(
+                    chunk, job.voice, job.language, job.speed, job.sampling
+                )
+                sent = False
+                try:
+                    async for piece in pieces:
+                        sent = True
+                        yield piece
+                except (BackPressureError, ReplicaFaultError, RayActorError) as exc:
+                    if sent:
+                        raise
+                    logger.warning("streaming a chunk in pieces failed before its first (%r): sending it whole", exc)
+                    yield await self._send_chunk(chunk, job)
+                finally:
+                    pieces.cancel()
+            finally:
+                self.chunks_in_flight -= 1
+        self.chunks_done += 1
 
     async def _synthesize_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
         self.chunks_in_flight += 1

@@ -164,6 +164,7 @@ def xtts_service(service, tiny_xtts_dir, reference_clip, tmp_path_factory) -> Se
         # together even on a busy 2-core machine.
         synthesizer={"min_replicas": 1, "max_replicas": 1, "num_cpus": 1, "batch_wait_timeout_s": 0.1},
     )
+    settings.xtts.stream_chunk_tokens = 8  # a chunk's 20-30 tokens stream as several pieces
     serve.run(build_app(settings), name="voicegraph-xtts", route_prefix="/xtts")
     yield Service(f"{service.url}/xtts", settings.storage_root, settings)
     serve.delete("voicegraph-xtts")

@@ -162,8 +162,10 @@ def test_a_chunk_cancelled_mid_batch_leaves_the_others_whole(xtts):
 
 
 def test_streams_join_batches_like_any_other_chunk(xtts, xtts_service):
-    """An HTTP stream speaks its text chunk by chunk through the same batched
-    call as /v1/tts: chunks of concurrent streams are decoded together."""
+    """An HTTP stream's first chunk goes out in pieces as it is generated, the
+    first chunks of concurrent streams decoded together as one batch of
+    streams; the rest of each text goes through the batched whole-chunk call
+    as /v1/tts does."""
     from concurrent.futures import ThreadPoolExecutor
 
     synthesizer = serve.get_deployment_handle("Synthesizer", "voicegraph-xtts")
@@ -179,7 +181,22 @@ def test_streams_join_batches_like_any_other_chunk(xtts, xtts_service):
     with ThreadPoolExecutor(len(texts)) as pool:
         sizes = list(pool.map(stream, texts))
     after = synthesizer.replica_info.remote().result()
-    chunks = after["chunks_done"] - before["chunks_done"]
+    done = {key: after[key] - before[key] for key in ("chunks_done", "batches_done", "stream_batches_done", "pieces_done")}
     assert all(size > 0 for size in sizes)
-    assert chunks >= 2 * len(texts)
-    assert after["batches_done"] - before["batches_done"] < chunks
+    assert done["chunks_done"] >= 2 * len(texts)
+    # Each stream's first chunk came in several pieces, some streams' together.
+    assert done["pieces_done"] > 2 * len(texts)
+    assert 1 <= done["stream_batches_done"] < len(texts)
+    # The other chunks were decoded in batches too.
+    assert done["batches_done"] < done["chunks_done"] - len(texts)
+
+
+def test_a_chunk_streamed_in_pieces_is_the_chunk_the_synthesizer_speaks_whole(xtts):
+    synthesizer = serve.get_deployment_handle("Synthesizer", "voicegraph-xtts")
+    greedy = Sampling(top_k=1)
+    text = "A sentence spoken in pieces, then whole."
+    whole = synthesizer.synthesize.remote(text, "Tiny Narrator", "en", 1.0, greedy).result()
+    pieces = list(synthesizer.options(stream=True).synthesize_pieces.remote(text, "Tiny Narrator", "en", 1.0, greedy))
+    assert len(pieces) > 1 and all(piece.dtype == np.int16 for piece in pieces)
+    joined = np.concatenate(pieces).astype(np.int32)
+    assert len(joined) == len(whole) and np.abs(joined - whole).max() <= 1

@@ -44,6 +44,44 @@ def stream_piece(
     return np.concatenate([np.zeros(ms_to_samples(sample_rate, pause_ms), dtype=np.float32), faded])
 
 
+class ChunkInPieces:
+    """One chunk sent in pieces as the engine makes them (XTTS streams within
+    a chunk), shaped as `stream_piece` shapes a whole chunk: the same fades,
+    so the pieces joined are `fade(chunk)`. The last `fade` samples are held
+    back until the next piece or the end shows whether they close the chunk.
+    The peak ceiling is kept piece by piece: a loud piece is turned down alone."""
+
+    def __init__(self, sample_rate: int, fade_ms: float, peak_dbfs: float):
+        self._fade = ms_to_samples(sample_rate, fade_ms)
+        self._ceiling = db_to_gain(peak_dbfs)
+        self._held = np.empty(0, np.float32)
+        self._started = False
+
+    def feed(self, piece: np.ndarray) -> np.ndarray:
+        """What can go out now (possibly nothing)."""
+        held, n = np.concatenate([self._held, to_float32(piece)]), self._fade
+        if not self._started:
+            if len(held) < 2 * n or not len(held):
+                self._held = held  # too short yet: fade() fades a short chunk less
+                return held[:0]
+            if n:
+                held[:n] = fade(held[: 2 * n], n)[:n]  # its fade in
+            self._started = True
+        self._held = held[len(held) - n :]
+        return self._limited(held[: len(held) - n])
+
+    def close(self) -> np.ndarray:
+        """The chunk's end, faded out."""
+        if not self._started:
+            return self._limited(fade(self._held, self._fade))
+        ending = fade(np.concatenate([np.ones(len(self._held), np.float32), self._held]), self._fade)
+        return self._limited(ending[len(self._held) :])
+
+    def _limited(self, audio: np.ndarray) -> np.ndarray:
+        top = peak(audio)
+        return audio * (self._ceiling / top) if top > self._ceiling else audio
+
+
 async def encode_stream(
     pieces: AsyncIterator[np.ndarray], sample_rate: int, fmt: AudioFormat, encoder_options: dict[str, list[str]]
 ) -> AsyncIterator[bytes]:

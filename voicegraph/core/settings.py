@@ -397,6 +397,10 @@ class Settings(BaseSettings):
     # Streaming: chunks synthesized ahead of the one being sent. Bounds the
     # memory a stream holds whatever the text's length.
     stream_lookahead_chunks: int = Field(4, ge=1, le=64)
+    # Where the engine can (XTTS), a stream's first chunk goes out in pieces
+    # as it is generated: its first words come after a few tokens instead of
+    # after the whole chunk. Its pieces are limited to the peak ceiling each.
+    stream_first_chunk_in_pieces: bool = True
     min_speed: float = Field(0.5, gt=0)
     max_speed: float = Field(2.0, gt=0)
     max_request_bytes: int = Field(1_000_000, ge=1024)

@@ -122,6 +122,9 @@ class EngineInfo:
 
     # Whether the engine can clone a voice from reference audio.
     can_clone: bool = True
+    # Whether a chunk's audio can come in pieces as it is made (XTTS): a
+    # stream then sends its first chunk's first words before the rest exists.
+    streams_within_chunks: bool = False
 
     def chunk_chars_for(self, language: str) -> int:
         return self.chunk_chars.get(language, self.chunk_chars["*"])
@@ -191,6 +194,16 @@ class Engine(abc.ABC):
         # Engines whose decoder produces audio incrementally (XTTS) override this;
         # for the rest one piece is the whole chunk.
         yield self.synthesize(text, voice, language, speed, sampling)
+
+    def stream_batch(self, chunks: Sequence[ChunkRequest]) -> Iterator[list[np.ndarray | None]]:
+        """Chunks as streams: steps with each chunk's new audio (empty: nothing
+        yet), None for a chunk once it has ended. Engines that decode chunks
+        together (XTTS) override this; the rest stream them in turn."""
+        ended = [False] * len(chunks)
+        for index, chunk in enumerate(chunks):
+            for piece in self.synthesize_stream(chunk.text, chunk.voice, chunk.language, chunk.speed, chunk.sampling):
+                yield [None if done else piece if i == index else piece[:0] for i, done in enumerate(ended)]
+            ended[index] = True
 
     def check_health(self) -> None:  # noqa: B027 (optional: most engines have nothing to check)
         """Raise if this engine can no longer work (a broken GPU context)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -30,6 +30,8 @@ class Synthesizer:
         self.retries = retries
         self.chunks_done = 0  # on this replica: shows how a text fanned out
         self.batches_done = 0  # fewer than its chunks: chunks were decoded together
+        self.stream_batches_done = 0  # chunks streamed in pieces, decoded together
+        self.pieces_done = 0
         self._info = engine.info()
         self._policy = Retry(
             retry_on=(Exception,),
@@ -64,7 +66,7 @@ class Synthesizer:
             raise SynthesisError(
                 f"synthesis failed after {self.retries + 1} attempts: {exc}"
             ) from exc
-        self._done(voice, pcm, time.perf_counter() - started)
+        self._done(voice, len(pcm), time.perf_counter() - started)
         return pcm
 
     def synthesize_batch(self, chunks: Sequence[ChunkRequest]) -> list[np.ndarray | Exception]:
@@ -93,8 +95,41 @@ class Synthesizer:
         elapsed_s = time.perf_counter() - started
         logger.info("decoded %d chunks together in %.2f s (requests %s)", len(chunks), elapsed_s, requests)
         for chunk, pcm in zip(chunks, pcms):
-            self._done(chunk.voice, pcm, elapsed_s)
+            self._done(chunk.voice, len(pcm), elapsed_s)
         return pcms
+
+    def stream_batch(self, chunks: Sequence[ChunkRequest]) -> Iterator[list[np.ndarray | None]]:
+        """`Engine.stream_batch`, with the metrics of each chunk once it has
+        ended. A stream cannot be retried once pieces are out: an error ends
+        every chunk of the batch (a broken replica's `ReplicaFaultError` as is)."""
+        self.stream_batches_done += 1
+        started = time.perf_counter()
+        samples = [0] * len(chunks)
+        ended = [False] * len(chunks)
+        requests = ", ".join(chunk.request_id or "-" for chunk in chunks)
+        try:
+            for step in self.engine.stream_batch(chunks):
+                for index, piece in enumerate(step):
+                    if piece is None and not ended[index]:
+                        ended[index] = True
+                        self._done(chunks[index].voice, samples[index], time.perf_counter() - started)
+                    elif piece is not None:
+                        samples[index] += len(piece)
+                        self.pieces_done += bool(len(piece))
+                yield step
+        except GeneratorExit:
+            raise
+        except Exception as exc:
+            logger.warning("a stream batch of %d chunks (requests %s) failed: %r", len(chunks), requests, exc)
+            for index in range(len(chunks)):
+                if not ended[index]:
+                    metrics.count("voicegraph_chunks", engine=self._info.engine, outcome="failed")
+            if isinstance(exc, (InvalidRequestError, ReplicaFaultError)):
+                raise
+            raise SynthesisError(f"streamed synthesis failed: {exc}") from exc
+        for index, chunk in enumerate(chunks):
+            if not ended[index]:
+                self._done(chunk.voice, samples[index], time.perf_counter() - started)
 
     def _outcome(self, chunk: ChunkRequest) -> np.ndarray | Exception:
         try:
@@ -104,9 +139,9 @@ class Synthesizer:
         except Exception as exc:
             return exc
 
-    def _done(self, voice: Voice, pcm: np.ndarray, elapsed_s: float) -> None:
+    def _done(self, voice: Voice, samples: int, elapsed_s: float) -> None:
         engine = self._info.engine
-        audio_s = len(pcm) / self._info.sample_rate_for(voice)
+        audio_s = samples / self._info.sample_rate_for(voice)
         metrics.count("voicegraph_chunks", engine=engine, outcome="ok")
         metrics.observe("voicegraph_chunk_latency_s", elapsed_s, engine=engine)
         metrics.count("voicegraph_audio_seconds", audio_s, engine=engine)

@@ -262,6 +262,7 @@ class XttsEngine(Engine):
             voices=tuple(VoiceInfo(id=name, name=name, description="XTTS voice") for name in self._voices),
             default_language=self.languages[0],
             chunk_chars={"*": 250, **{lang: limits.get(lang.split("-")[0], 250) for lang in self.languages}},
+            streams_within_chunks=True,
         )
 
     def _generation_kwargs(self, text: str, sampling: Sampling) -> dict:

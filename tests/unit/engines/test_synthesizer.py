@@ -151,3 +151,53 @@ def test_a_retried_chunk_of_a_batch_names_its_request(caplog):
     assert [record.getMessage() for record in caplog.records] == [
         "chunk synthesis failed (attempt 1) (request req-7): RuntimeError('device busy')"
     ]
+
+
+class PieceEngine(BatchingEngine):
+    """Streams each chunk in pieces of one sample per character, in turn (the base
+    class's stream_batch), or fails after `fail_after` pieces."""
+
+    def __init__(self, fail_after: int | None = None, error: Exception | None = None):
+        super().__init__()
+        self.fail_after, self.error, self.pieces = fail_after, error, 0
+
+    def synthesize_stream(self, text, voice, language, speed, sampling=None):
+        for _ in text:
+            if self.fail_after is not None and self.pieces >= self.fail_after:
+                raise self.error
+            self.pieces += 1
+            yield np.ones(1, dtype=np.float32)
+
+
+def test_the_base_stream_batch_streams_chunks_in_turn_and_ends_each_with_none():
+    steps = list(PieceEngine().stream_batch(CHUNKS))
+    shape = [[None if piece is None else len(piece) for piece in step] for step in steps]
+    assert shape == [[1, 0, 0], [None, 1, 0], [None, 1, 0], [None, None, 1], [None, None, 1], [None, None, 1]]
+
+
+def test_streamed_chunks_are_counted_once_each_with_their_audio(recorded_metrics):
+    synthesizer = Synthesizer(PieceEngine(), backoff_s=0)
+    steps = list(synthesizer.stream_batch(CHUNKS))
+    assert len(steps) == 6 and synthesizer.pieces_done == 6 and synthesizer.stream_batches_done == 1
+    assert synthesizer.chunks_done == 3
+    assert recorded_metrics.total("voicegraph_chunks", engine="flaky", outcome="ok") == 3
+    assert recorded_metrics.total("voicegraph_audio_seconds", engine="flaky") == pytest.approx(6 / 20)
+
+
+@pytest.mark.parametrize(
+    "error, raised",
+    [
+        (RuntimeError("device busy"), SynthesisError),
+        (ReplicaFaultError("illegal memory access"), ReplicaFaultError),
+        (UnknownVoiceError("no such voice"), UnknownVoiceError),
+    ],
+)
+def test_a_stream_that_fails_fails_its_unfinished_chunks(recorded_metrics, caplog, error, raised):
+    # After 2 pieces: "a" has ended, "bb" is under way, "ccc" not started.
+    synthesizer = Synthesizer(PieceEngine(fail_after=2, error=error), backoff_s=0)
+    chunks = [ChunkRequest(c.text, c.voice, c.language, request_id=f"req-{c.text}") for c in CHUNKS]
+    with caplog.at_level(logging.WARNING, logger="ray.serve"), pytest.raises(raised):
+        list(synthesizer.stream_batch(chunks))
+    assert recorded_metrics.total("voicegraph_chunks", outcome="ok") == 1
+    assert recorded_metrics.total("voicegraph_chunks", outcome="failed") == 2
+    assert "req-a, req-bb, req-ccc" in caplog.text

@@ -427,3 +427,141 @@ def test_a_head_that_makes_no_chunks_still_streams_the_rest():
         return [len(piece) async for piece in tts.stream(job)]
 
     assert asyncio.run(run()) == [3, 3]
+
+
+# The first chunk in pieces, where the engine streams within a chunk (XTTS).
+
+
+class PieceStream:
+    """A streaming response: `pieces` one by one, each let out by `release`,
+    or `error` before any."""
+
+    def __init__(self, pieces, error=None):
+        self.pieces, self.error = list(pieces), error
+        self.release = asyncio.Event()
+        self.cancelled = False
+        self.sent = 0
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if self.error is not None:
+            raise self.error
+        if self.sent == len(self.pieces):
+            raise StopAsyncIteration
+        await self.release.wait()
+        self.release.clear()
+        self.sent += 1
+        return self.pieces[self.sent - 1]
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class StreamingSynthesizer(GatedSynthesizer):
+    def __init__(self, pieces, error=None):
+        super().__init__()
+        outer = self
+        self.streams: list[PieceStream] = []
+
+        class _Pieces:
+            def remote(self, chunk, *args):
+                outer.streams.append(PieceStream(pieces, error))
+                return outer.streams[-1]
+
+        self.synthesize_pieces = _Pieces()
+
+    def options(self, **kwargs):
+        assert kwargs == {"stream": True}
+        return self
+
+
+def streaming_in_pieces(chunks, pieces, error=None):
+    from voicegraph.engines.base import EngineInfo, VoiceInfo
+
+    settings = Settings(stream_lookahead_chunks=2, pause_ms=0, fade_ms=0)
+    synthesizer = StreamingSynthesizer(pieces, error)
+    tts = TTSServing(settings, Chunker(chunks), synthesizer, None, None, None)
+    voices = (VoiceInfo("default", "default", "en-us"),)
+    tts._engine_info = EngineInfo(
+        "test", "test", 1000, ("en-us",), voices, "en-us", {"*": 400}, streams_within_chunks=True
+    )
+    return tts, synthesizer
+
+
+async def until(condition):
+    while not condition():
+        await asyncio.sleep(0)
+
+
+def test_the_first_chunk_goes_out_piece_by_piece_and_the_look_ahead_starts_with_its_first_piece():
+    pieces = [np.full(3, 0.1, np.float32), np.full(5, 0.2, np.float32), np.full(2, 0.3, np.float32)]
+    tts, synthesizer = streaming_in_pieces(CHUNKS[:4], pieces)
+
+    async def run():
+        stream = tts.stream(JOB)
+        first = asyncio.ensure_future(stream.__anext__())
+        await until(lambda: synthesizer.streams)
+        assert not synthesizer.started  # nothing else before the first audio
+        synthesizer.streams[0].release.set()
+        out = [len(await first)]
+        assert len(synthesizer.started) == 2  # the look-ahead, started by the first piece
+        for _ in pieces[1:]:
+            synthesizer.streams[0].release.set()
+            out.append(len(await stream.__anext__()))
+
+        async def release_every_chunk():
+            while True:
+                for response in synthesizer.started:
+                    response.release.set()
+                await asyncio.sleep(0)
+
+        releasing = asyncio.ensure_future(release_every_chunk())
+        rest = [len(piece) async for piece in stream]
+        releasing.cancel()
+        return out, rest
+
+    out, rest = asyncio.run(run())
+    assert out == [3, 5, 2] and rest[0] == 0  # the chunk's end (no fade: nothing held back)
+    assert rest[1:] == [len(chunk) for chunk in CHUNKS[1:4]]  # then the other chunks, whole, in order
+    assert (tts.open_streams, tts.chunks_in_flight, tts.chunks_done) == (0, 0, 4)
+    assert (tts.backlog.chars, tts.backlog.items) == (0, 0)
+
+
+def test_closing_a_stream_mid_first_chunk_takes_its_work_back():
+    tts, synthesizer = streaming_in_pieces(CHUNKS[:4], [np.ones(4, np.float32)] * 3)
+
+    async def run():
+        stream = tts.stream(JOB)
+        first = asyncio.ensure_future(stream.__anext__())
+        await until(lambda: synthesizer.streams)
+        synthesizer.streams[0].release.set()
+        await first
+        await stream.aclose()  # what a client going away does
+
+    asyncio.run(run())
+    assert synthesizer.streams[0].cancelled
+    assert [response.cancelled for response in synthesizer.started] == [True, True]
+    assert tts.chunks_cancelled == {"client_left": 3}
+    assert (tts.open_streams, tts.chunks_in_flight) == (0, 0)
+    assert (tts.backlog.chars, tts.backlog.items) == (0, 0)
+
+
+def test_a_replica_fault_before_the_first_piece_sends_the_chunk_whole():
+    tts, synthesizer = streaming_in_pieces(CHUNKS[:2], [], error=ReplicaFaultError("illegal memory access"))
+
+    async def run():
+        stream = tts.stream(JOB)
+        first = asyncio.ensure_future(stream.__anext__())
+        await until(lambda: synthesizer.started)
+        for response in synthesizer.started:
+            response.release.set()
+        out = [len(await first)]
+        await until(lambda: len(synthesizer.started) == 2)
+        synthesizer.started[1].release.set()
+        return out + [len(piece) async for piece in stream]
+
+    out = asyncio.run(run())
+    assert out[0] == len(CHUNKS[0]) and out[-1] == len(CHUNKS[1])
+    assert tts.chunks_done == 2
