@@ -15,8 +15,8 @@ generates its whole token budget at real XTTS's speech rate
   KV cache (`--static-cache`, which lets transformers capture CUDA graphs);
 - packed: N processes, each a replica without batching doing one chunk at a
   time (what fractional GPUs give without batching);
-- streams: time to the first piece at 1 and at N concurrent streams, and
-  what a whole stream costs against the plain call.
+- streams: time to the first piece at 1 and at N streams decoded together
+  (`stream_batch`), and what a whole stream costs against the plain call.
 Prints a table per part, peak GPU memory, and writes JSON. A benchmark, not a
 test: nothing is asserted on timings.
 """
@@ -29,7 +29,6 @@ import multiprocessing
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -154,24 +153,21 @@ def measure_packed(args: argparse.Namespace, model_dir: Path, replicas: int) -> 
 
 
 def measure_streams(engine: XttsEngine, streams: int) -> dict:
-    """Time to the first piece of each of `streams` streams started together;
-    for one stream, also the whole stream against the plain call."""
-    voice, firsts = voice_of(engine), []
-    start = threading.Barrier(streams)
-
-    def first_piece():
-        stream = engine.synthesize_stream(CHUNK, voice, "en", 1.0)
-        start.wait()
-        started = time.perf_counter()
-        next(stream)
-        firsts.append(time.perf_counter() - started)
-        stream.close()
-
-    threads = [threading.Thread(target=first_piece) for _ in range(streams)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    """`streams` chunks streamed together (`stream_batch`, what a Synthesizer
+    replica does with concurrent streams): the time to each one's first
+    piece; for one stream, also the whole stream against the plain call."""
+    voice = voice_of(engine)
+    chunk = ChunkRequest(CHUNK, voice, "en", 1.0, Sampling())
+    firsts: list[float | None] = [None] * streams
+    started = time.perf_counter()
+    steps = engine.stream_batch([chunk] * streams)
+    for step in steps:
+        for index, piece in enumerate(step):
+            if firsts[index] is None and piece is not None and len(piece):
+                firsts[index] = time.perf_counter() - started
+        if all(first is not None for first in firsts):
+            steps.close()
+            break
     row = {"streams": streams, "first_piece_s": {"median": statistics.median(firsts), "max": max(firsts)}}
     if streams == 1:
         streamed = audio_rate(engine, lambda: list(engine.synthesize_stream(CHUNK, voice, "en", 1.0)))
