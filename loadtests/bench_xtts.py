@@ -181,38 +181,55 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
         model_dir = args.model_dir or build_tiny_xtts(Path(scratch) / args.size, **SIZES[args.size])
-        build_s = time.perf_counter() - started
-        batched, memory = [], {}
-        for dtype in args.dtype:
-            for static_cache in args.static_cache:
-                engine = load(args, model_dir, dtype, bool(static_cache))
-                torch = engine._torch
-                if engine.device == "cuda":
-                    torch.cuda.reset_peak_memory_stats()
-                rows = measure_batched(engine, args.concurrency, args.rounds)
-                batched += [{"dtype": dtype, "static_cache": bool(static_cache), **row} for row in rows]
-                if engine.device == "cuda":
-                    memory[f"{dtype}, static_cache={bool(static_cache)}"] = torch.cuda.max_memory_allocated() / 2**30
-                if (dtype, static_cache) == (args.dtype[0], args.static_cache[0]):
-                    streams = [measure_streams(engine, n) for n in args.streams]
-                del engine
-        packed = [measure_packed(args, model_dir, n) for n in args.packed]
+        import torch
+
         report = {
             "model": args.model_dir.name if args.model_dir else args.size,
-            "device": "cuda" if memory else "cpu",
-            "gpu": torch.cuda.get_device_name() if memory else None,
+            "device": None,
+            "gpu": None,
             "torch": torch.__version__,
-            "build_s": build_s,
+            "build_s": time.perf_counter() - started,
             "tokens_per_char": args.tokens_per_char,
-            "batched": batched,
-            "packed": packed,
-            "streams": streams,
-            "peak_gpu_memory_gib": memory or None,
+            "batched": [],
+            "packed": [],
+            "streams": [],
+            "peak_gpu_memory_gib": None,
         }
+        # The parts in the order they matter, the JSON rewritten after each:
+        # a run cut short by its time limit still tells what it measured.
+        ways = [(dtype, False) for dtype in args.dtype if 0 in args.static_cache]
+        ways += [(args.dtype[0], True)] if 1 in args.static_cache else []  # compiling costs: one dtype
+        for number, (dtype, static_cache) in enumerate(ways):
+            measure_engine(args, model_dir, dtype, static_cache, report, with_streams=number == 0)
+            save(args, report)
+            if number == 0:
+                report["packed"] = [measure_packed(args, model_dir, n) for n in args.packed]
+                save(args, report)
     print_report(report)
+    return report
+
+
+def measure_engine(args, model_dir: Path, dtype: str, static_cache: bool, report: dict, with_streams: bool) -> None:
+    engine = load(args, model_dir, dtype, static_cache)
+    torch = engine._torch
+    on_gpu = engine.device == "cuda"
+    report["device"] = engine.device
+    if on_gpu:
+        report["gpu"] = torch.cuda.get_device_name()
+        torch.cuda.reset_peak_memory_stats()
+    rows = measure_batched(engine, args.concurrency, args.rounds)
+    report["batched"] += [{"dtype": dtype, "static_cache": static_cache, **row} for row in rows]
+    if with_streams:
+        report["streams"] = [measure_streams(engine, n) for n in args.streams]
+    if on_gpu:
+        memory = report["peak_gpu_memory_gib"] or {}
+        memory[f"{dtype}, static_cache={static_cache}"] = torch.cuda.max_memory_allocated() / 2**30
+        report["peak_gpu_memory_gib"] = memory
+
+
+def save(args: argparse.Namespace, report: dict) -> None:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
-    return report
 
 
 def print_report(report: dict) -> None:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+import numpy as np
 
 # Characters the tiny vocabulary knows, besides XTTS's special tokens.
 _CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789 .,;:!?'-"
@@ -46,16 +49,29 @@ def _write_vocab(path: Path, languages: list[str]) -> None:
 TINY_SPEAKER = "Tiny Narrator"
 
 
+def _reference_speech() -> np.ndarray:
+    """Real (eSpeak) speech to condition on, 22,050 Hz. Where eSpeak NG is not
+    installed (the lent GPU machine), a voiced tone with vibrato instead: a
+    random model's voice has no use for what was said."""
+    try:
+        from voicegraph.engines.espeak import EspeakEngine
+
+        return EspeakEngine().synthesize(
+            "A tiny model speaks with this voice, taken from a short recording.", "soft", "en-us", 1.0
+        )
+    except (ImportError, OSError) as exc:
+        print(f"no eSpeak NG ({exc}): conditioning the random model on a tone", file=sys.stderr)
+        t = np.arange(3 * 22050) / 22050
+        pitch = 120 + 8 * np.sin(2 * np.pi * 5 * t)
+        phase = 2 * np.pi * np.cumsum(pitch) / 22050
+        return (0.3 * sum(np.sin(k * phase) / k for k in range(1, 8))).astype(np.float32)
+
+
 def _speaker_latents(model) -> dict:
-    """A speakers-file entry, conditioned on real (eSpeak) speech."""
+    """A speakers-file entry."""
     import torch
 
-    from voicegraph.engines.espeak import EspeakEngine
-
-    speech = EspeakEngine().synthesize(
-        "A tiny model speaks with this voice, taken from a short recording.", "soft", "en-us", 1.0
-    )
-    audio = torch.from_numpy(speech).unsqueeze(0)
+    audio = torch.from_numpy(_reference_speech()).unsqueeze(0)
     with torch.inference_mode():
         return {
             "gpt_cond_latent": model.get_gpt_cond_latents(audio, 22050),
