@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.concurrency, args.packed, args.streams = [1, 8, 32, 64], [1, 4, 8], [1, 32]
         args.dtype, args.static_cache = ["float32", "bfloat16"], [0, 1]
     if args.dry_run:
-        args.size, args.concurrency, args.rounds = "tiny", [1, 2], 1
+        args.size, args.concurrency, args.rounds = "tiny", [2], 1
         args.dtype, args.static_cache, args.packed, args.streams = ["float32", "bfloat16"], [0, 1], [2], [1, 2]
     return args
 

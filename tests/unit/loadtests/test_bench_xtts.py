@@ -12,7 +12,7 @@ def test_the_dry_run_measures_every_part_and_writes_json(tiny_xtts_dir, tmp_path
     ways = [(row["dtype"], row["static_cache"], row["concurrency"]) for row in report["batched"]]
     # Each dtype with the dynamic cache, then the static cache in the first dtype only (compiling costs).
     assert ways == [
-        (dtype, static, n) for dtype, static in [("float32", False), ("bfloat16", False), ("float32", True)] for n in (1, 2)
+        (dtype, static, n) for dtype, static in [("float32", False), ("bfloat16", False), ("float32", True)] for n in [2]
     ]
     for row in report["batched"]:
         assert row["audio_s_per_s"]["together"] > 0 and row["audio_s_per_s"]["one_at_a_time"] > 0
