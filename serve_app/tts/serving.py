@@ -525,36 +525,37 @@ class TTSServing:
         full, broken or gone before the first piece: the chunk goes the
         whole-chunk way, with its waits and resends, and comes as one piece.
         After the first piece a failure ends the stream: what was sent is out."""
-        with self._in_backlog(len(chunk)):
-            self.chunks_in_flight += 1
+        with self._in_backlog(len(chunk)), self._in_flight():
+            pieces = self._synthesizer.options(stream=True).synthesize_pieces.remote(
+                chunk, job.voice, job.language, job.speed, job.sampling
+            )
+            sent = False
             try:
-                pieces = self._synthesizer.options(stream=True).synthesize_pieces.remote(
-                    chunk, job.voice, job.language, job.speed, job.sampling
-                )
-                sent = False
-                try:
-                    async for piece in pieces:
-                        sent = True
-                        yield piece
-                except (BackPressureError, ReplicaFaultError, RayActorError) as exc:
-                    if sent:
-                        raise
-                    logger.warning("streaming a chunk in pieces failed before its first (%r): sending it whole", exc)
-                    yield await self._send_chunk(chunk, job)
-                finally:
-                    pieces.cancel()
+                async for piece in pieces:
+                    sent = True
+                    yield piece
+            except (BackPressureError, ReplicaFaultError, RayActorError) as exc:
+                if sent:
+                    raise
+                logger.warning("streaming a chunk in pieces failed before its first (%r): sending it whole", exc)
+                yield await self._send_chunk(chunk, job)
             finally:
-                self.chunks_in_flight -= 1
-        self.chunks_done += 1
+                pieces.cancel()
 
     async def _synthesize_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
+        with self._in_flight():
+            return await self._send_chunk(chunk, job)
+
+    @contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        """A chunk sent to the Synthesizers: in flight until its audio is back
+        (done) or it failed or was taken back (not done)."""
         self.chunks_in_flight += 1
         try:
-            pcm = await self._send_chunk(chunk, job)
+            yield
         finally:
             self.chunks_in_flight -= 1
         self.chunks_done += 1
-        return pcm
 
     async def _send_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
         options = self.settings.synthesizer

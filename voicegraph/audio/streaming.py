@@ -34,14 +34,16 @@ def stream_piece(
 ) -> np.ndarray:
     """One chunk as it goes out: the pause before it (not before the first),
     faded edges, and never above the peak ceiling."""
-    faded = fade(to_float32(part), ms_to_samples(sample_rate, fade_ms))
-    ceiling = db_to_gain(peak_dbfs)
-    faded_peak = peak(faded)
-    if faded_peak > ceiling:
-        faded = faded * (ceiling / faded_peak)
+    faded = _under(db_to_gain(peak_dbfs), fade(to_float32(part), ms_to_samples(sample_rate, fade_ms)))
     if index == 0:
         return faded
     return np.concatenate([np.zeros(ms_to_samples(sample_rate, pause_ms), dtype=np.float32), faded])
+
+
+def _under(ceiling: float, audio: np.ndarray) -> np.ndarray:
+    """`audio` turned down to peak at `ceiling` where it peaks above it."""
+    top = peak(audio)
+    return audio * (ceiling / top) if top > ceiling else audio
 
 
 class ChunkInPieces:
@@ -68,18 +70,14 @@ class ChunkInPieces:
                 held[:n] = fade(held[: 2 * n], n)[:n]  # its fade in
             self._started = True
         self._held = held[len(held) - n :]
-        return self._limited(held[: len(held) - n])
+        return _under(self._ceiling, held[: len(held) - n])
 
     def close(self) -> np.ndarray:
         """The chunk's end, faded out."""
         if not self._started:
-            return self._limited(fade(self._held, self._fade))
+            return _under(self._ceiling, fade(self._held, self._fade))
         ending = fade(np.concatenate([np.ones(len(self._held), np.float32), self._held]), self._fade)
-        return self._limited(ending[len(self._held) :])
-
-    def _limited(self, audio: np.ndarray) -> np.ndarray:
-        top = peak(audio)
-        return audio * (self._ceiling / top) if top > self._ceiling else audio
+        return _under(self._ceiling, ending[len(self._held) :])
 
 
 async def encode_stream(

@@ -112,7 +112,7 @@ class XttsSettings(BaseModel):
     # transformers compile the decode step with CUDA graphs on a GPU (the
     # first batch of each new shape compiles, seconds to minutes). Same
     # audio either way. Off until `loadtests/bench_xtts.py --static-cache 0 1`
-    # shows it faster on your GPU; streams always use the dynamic cache.
+    # shows it faster on your GPU.
     static_cache: bool = False
     # Built-in voices from reference clips, where the model has no speakers file:
     # {"narrator": ["/voices/narrator1.wav", "/voices/narrator2.wav"]}.

@@ -129,10 +129,10 @@ class _PieceStreamer:
         self._emit(final=True)
 
     def _emit(self, final: bool) -> None:
-        engine, torch = self._engine, self._engine._torch
-        stop_token = engine.model.gpt.stop_audio_token
         if not self._steps:
             return
+        engine, torch = self._engine, self._engine._torch
+        stop_token = engine.model.gpt.stop_audio_token
         codes = torch.stack(self._steps, dim=1)
         step: list[np.ndarray | None] = []
         for row, item in enumerate(self._items):
@@ -340,8 +340,7 @@ class XttsEngine(Engine):
     def synthesize(
         self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> np.ndarray:
-        item = self._prepare(ChunkRequest(text, voice, language, speed, sampling))
-        return self._guarded(lambda: self._decode_together([item])[0]).clip(-1.0, 1.0)
+        return self.synthesize_batch([ChunkRequest(text, voice, language, speed, sampling)])[0]
 
     def _prepare(self, chunk: ChunkRequest) -> _Prepared:
         conditioning, language = self._voice(chunk.voice, chunk.language)

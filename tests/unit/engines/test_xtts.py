@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers.xtts import tiny_xtts_settings
+from tests.helpers.xtts import make_prompts_matter, tiny_xtts_settings
 from voicegraph.core.errors import ReplicaFaultError, UnknownVoiceError, UnsupportedLanguageError
 from voicegraph.engines.base import ChunkRequest, Sampling
 from voicegraph.engines.synthesizer import Synthesizer
@@ -184,15 +184,7 @@ GREEDY = Sampling(top_k=1)
 
 @pytest.fixture(scope="module")
 def batching_engine(tiny_xtts_dir, reference_clip):
-    """The tiny model with its GPT weights scaled up: at its random initial
-    scale the prompt barely moves the logits and every chunk generates the
-    same codes, so a batch that mixed up its rows would go unnoticed."""
-    engine = XttsEngine(tiny_xtts_settings(tiny_xtts_dir, reference_clip), num_threads=2)
-    with torch.no_grad():
-        for weight in engine.model.gpt.gpt.parameters():
-            weight.mul_(4.0)
-        engine.model.gpt.text_embedding.weight.mul_(20.0)
-    return engine
+    return make_prompts_matter(XttsEngine(tiny_xtts_settings(tiny_xtts_dir, reference_clip), num_threads=2))
 
 
 def batch_of_different_chunks(engine, reference_clip):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers.xtts import tiny_xtts_settings
+from tests.helpers.xtts import make_prompts_matter, tiny_xtts_settings
 from voicegraph.engines.base import ChunkRequest, Sampling
 from voicegraph.engines.windowed_vocoder import LEFT_CONTEXT_FRAMES
 from voicegraph.engines.xtts import XttsEngine
@@ -18,18 +18,13 @@ LONG = "A longer sentence, spoken in pieces as the stream goes on and on."
 
 @pytest.fixture(scope="module")
 def engine(tiny_xtts_dir, reference_clip):
-    """GPT weights scaled up, as for the batch tests: the prompt then matters,
-    so chunks end at different steps and rows cannot be mixed up unnoticed."""
+    """Prompts that matter, as for the batch tests: chunks end at different
+    steps and rows cannot be mixed up unnoticed."""
     settings = tiny_xtts_settings(tiny_xtts_dir, reference_clip)
     settings.xtts.warmup = False
     settings.xtts.tokens_per_char = 1.4  # about 60 tokens for LONG: several pieces
     settings.xtts.stream_chunk_tokens = 7
-    engine = XttsEngine(settings, num_threads=2)
-    with torch.no_grad():
-        for weight in engine.model.gpt.gpt.parameters():
-            weight.mul_(4.0)
-        engine.model.gpt.text_embedding.weight.mul_(20.0)
-    return engine
+    return make_prompts_matter(XttsEngine(settings, num_threads=2))
 
 
 def different_chunks(engine, reference_clip):
