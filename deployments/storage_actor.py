@@ -1,7 +1,9 @@
 """The StorageActor deployment: the files, the job database and its outboxes.
 
-One replica: it is the only writer of the database and the only one draining
-the outboxes, and the spool of audio waiting for the bucket is on its disk.
+With SQLite (the default) one replica: the database file and the audio
+waiting for the bucket are on its node's disk. With PostgreSQL
+(`jobs.database_url`) any number, none special: each serves any call and
+drains the shared outboxes (docs/operations.md: "State").
 Every method runs its Ray-free counterpart in a thread, so slow disk or
 bucket calls never stall the replica's event loop.
 """
@@ -16,7 +18,6 @@ from ray import serve
 from deployments.metrics import install_serve_metrics
 from voicegraph.core.settings import Settings
 from voicegraph.jobs import outbox, service
-from voicegraph.storage.service import open_storage
 
 logger = logging.getLogger("ray.serve")
 
@@ -36,8 +37,8 @@ class StorageActor:
     async def __init__(self, settings: Settings):
         install_serve_metrics()
         self._settings = settings
-        self.files = await asyncio.to_thread(open_storage, settings)
-        self.jobs = await asyncio.to_thread(service.open_jobs, settings, self.files)
+        self.jobs = await asyncio.to_thread(service.open_jobs, settings)
+        self.files = self.jobs.files
         await asyncio.to_thread(self.jobs.resume_after_restart)
         self._outbox = outbox.Outbox(self.jobs, settings)
         # Runs for the replica's life: after a restart it picks up whatever

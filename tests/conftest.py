@@ -73,3 +73,17 @@ def recorded_metrics():
     metrics.install(sink)
     yield sink
     metrics.install(None)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server for the whole run (tests.helpers.postgres); each
+    test that needs one asks it for a new database."""
+    from tests.helpers.postgres import PostgresServer
+
+    server = PostgresServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

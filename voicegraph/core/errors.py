@@ -233,6 +233,13 @@ class StorageError(VoiceGraphError):
     code = "storage_unavailable"
 
 
+class ConfigError(VoiceGraphError):
+    """A setting the service cannot start with (an unreachable database, a
+    wrong password); the message names the setting."""
+
+    code = "misconfigured"
+
+
 class UpstreamTimeoutError(VoiceGraphError):
     status_code = 504
     code = "timeout"

@@ -220,6 +220,22 @@ class FirebaseSettings(BaseModel):
 class JobSettings(BaseModel):
     """Async jobs (POST /v1/tts/jobs)."""
 
+    # Where jobs, runs, leases, the callback and upload outboxes (and, with a
+    # bucket, audio waiting for it) are kept. Unset: a SQLite file in
+    # storage_root, owned by one StorageActor replica and lost with its node's
+    # disk. A postgresql:// URL (e.g. from a Secret: VG_JOBS__DATABASE_URL)
+    # outlives any node and lets storage.num_replicas be more than 1
+    # (docs/operations.md: "State").
+    database_url: SecretStr | None = None
+    # Connections each StorageActor replica keeps to PostgreSQL at most.
+    database_pool_size: int = Field(8, ge=1)
+    # Opening a connection gives up after this long (an unreachable server).
+    database_connect_timeout_s: float = Field(10.0, gt=0)
+    # A replica sending a callback or an upload holds it this long before
+    # another replica may send it (the first one died mid-send): longer than
+    # callbacks.timeout_s and firebase.retry_deadline_s.
+    outbox_hold_s: float = Field(120.0, gt=0)
+
     # Jobs one ingress replica synthesizes at once; the rest wait queued.
     max_running_per_replica: int = Field(4, ge=1)
     # A running job whose runner has not reported for lease_s is taken over by
@@ -507,6 +523,21 @@ class Settings(BaseSettings):
     def _firebase_has_bucket(self) -> Settings:
         if self.storage_backend == "firebase" and not self.firebase.bucket:
             raise ValueError("storage_backend firebase needs firebase.bucket (VG_FIREBASE__BUCKET)")
+        return self
+
+    @model_validator(mode="after")
+    def _shared_state_for_several_storage_replicas(self) -> Settings:
+        if self.storage.num_replicas > 1 and self.jobs.database_url is None:
+            raise ValueError(
+                "storage.num_replicas above 1 needs jobs.database_url (PostgreSQL): a SQLite "
+                "job database has one owner"
+            )
+        slowest = max(self.callbacks.timeout_s, self.firebase.retry_deadline_s)
+        if self.jobs.outbox_hold_s <= slowest:
+            raise ValueError(
+                f"jobs.outbox_hold_s ({self.jobs.outbox_hold_s}) must be longer than the slowest send "
+                f"(callbacks.timeout_s, firebase.retry_deadline_s: {slowest})"
+            )
         return self
 
     @model_validator(mode="after")

@@ -1,12 +1,12 @@
 """The callback outbox: callbacks owed to customers, kept until delivered or expired.
 
 A callback is queued in the same transaction as the job state it reports
-(`enqueue` takes that transaction), so no job ends without its callback.
+(`enqueue` takes that transaction), so no job ends without its callback. A
+replica sending a callback holds it for a while, so that no other replica
+sends it too; one that dies mid-send lets it go when the hold runs out.
 """
 
 from __future__ import annotations
-
-import sqlite3
 
 from pydantic import BaseModel
 
@@ -20,17 +20,18 @@ class CallbackOutbox:
         self._expiry_s = expiry_s
 
     def enqueue(
-        self, tx: sqlite3.Connection, job_id: str, kind: CallbackKind, url: str, payload: BaseModel, now: float
+        self, tx, job_id: str, kind: CallbackKind, url: str, payload: BaseModel, now: float
     ) -> None:
         body = payload.model_dump_json().encode()
         tx.execute(
-            "INSERT OR IGNORE INTO callbacks (id, job_id, kind, url, body, state, next_attempt_at,"
-            " expires_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+            "INSERT INTO callbacks (id, job_id, kind, url, body, state, next_attempt_at,"
+            " expires_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT DO NOTHING",
             (f"{job_id}.{kind}", job_id, kind, url, body, now, now + self._expiry_s, now),
         )
 
-    def due(self, limit: int, exclude: set[str] = frozenset()) -> list[DueCallback]:
-        """Pending callbacks whose next attempt is due; expired ones are marked so first."""
+    def due(self, limit: int, held_s: float = 0.0) -> list[DueCallback]:
+        """Pending callbacks whose next attempt is due, held for `held_s` by
+        the caller; expired ones are marked so first."""
         now = self._db.clock()
         with self._db.transaction() as tx:
             tx.execute(
@@ -39,15 +40,13 @@ class CallbackOutbox:
             )
             rows = tx.execute(
                 "SELECT * FROM callbacks WHERE state = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY next_attempt_at LIMIT ?",
-                (now, limit + len(exclude)),
+                " ORDER BY next_attempt_at LIMIT ?" + self._db.skip_locked,
+                (now, limit),
             ).fetchall()
-        due = [
-            DueCallback(r["id"], r["job_id"], r["kind"], r["url"], bytes(r["body"]), r["attempts"])
-            for r in rows
-            if r["id"] not in exclude
-        ]
-        return due[:limit]
+            if held_s:
+                for row in rows:
+                    tx.execute("UPDATE callbacks SET next_attempt_at = ? WHERE id = ?", (now + held_s, row["id"]))
+        return [DueCallback(r["id"], r["job_id"], r["kind"], r["url"], bytes(r["body"]), r["attempts"]) for r in rows]
 
     def attempted(
         self,
@@ -75,4 +74,5 @@ class CallbackOutbox:
     def counts(self) -> dict[str, int]:
         """Callbacks by state: pending, delivered, expired."""
         with self._db.reading() as db:
-            return dict(db.execute("SELECT state, COUNT(*) FROM callbacks GROUP BY state").fetchall())
+            rows = db.execute("SELECT state, COUNT(*) AS n FROM callbacks GROUP BY state").fetchall()
+        return {row["state"]: row["n"] for row in rows}

@@ -1,6 +1,8 @@
-"""Drains what the job database still owes: spooled uploads and callbacks.
+"""Drains what the job database still owes: staged uploads and callbacks.
 
-Ray-free; the StorageActor calls `tick` in a loop. Callbacks go out on their
+Ray-free; each StorageActor replica calls `tick` in a loop. With a shared
+database several replicas drain it at once: each holds what it sends
+(`jobs.outbox_hold_s`), so nothing is sent twice. Callbacks go out on their
 own thread pool, so a slow receiver holds at most `max_in_flight` threads and
 never the ones that store audio.
 """
@@ -41,11 +43,12 @@ class Outbox:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def upload_due(self) -> int:
-        """Upload spooled files whose retry is due; stops at the first failure
+        """Upload staged files whose retry is due; stops at the first failure
         (the bucket is down: the others would wait out the same timeout)."""
         uploaded = 0
-        for pending in self.store.uploads.due():
-            if self.jobs.upload(pending) is None:
+        # One at a time: each held only when this replica is about to send it.
+        while uploaded < 16 and (due := self.store.uploads.due(1, held_s=self.settings.jobs.outbox_hold_s)):
+            if self.jobs.upload(due[0]) is None:
                 break
             uploaded += 1
         return uploaded
@@ -80,7 +83,8 @@ class Outbox:
         room = self.settings.callbacks.max_in_flight - len(self._in_flight)
         if room > 0:
             loop = asyncio.get_running_loop()
-            for due in await asyncio.to_thread(self.store.callbacks.due, room, set(self._in_flight)):
+            held_s = self.settings.jobs.outbox_hold_s
+            for due in await asyncio.to_thread(self.store.callbacks.due, room, held_s):
                 self._in_flight.add(due.id)
                 future = loop.run_in_executor(self._pool, self.deliver, due)
                 future.add_done_callback(self._delivered(due.id))
@@ -89,6 +93,8 @@ class Outbox:
         if time.monotonic() >= self._next_report:
             self._next_report = time.monotonic() + self.settings.jobs.gauges_interval_s
             await asyncio.to_thread(self.report)
+            if self.jobs.files.spool is not None:
+                await asyncio.to_thread(self.jobs.adopt_orphans)
 
     def report(self) -> None:
         """Gauges from the database: it, not this replica's memory, is the truth."""

@@ -2,7 +2,7 @@
 
 The job database with the lease settings applied, unknown ids turned into
 404s a client can act on, and generated audio stored through the files
-(`voicegraph.storage`): with a bucket, spooled first and recorded in the
+(`voicegraph.storage`): with a bucket, staged first and recorded in the
 upload outbox, so that no audio is lost while the bucket is down.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import time
 from pathlib import Path
 
 from voicegraph.audio.stitching import StitchedAudio
@@ -17,6 +18,7 @@ from voicegraph.core import metrics
 from voicegraph.core.errors import ConflictError, NotFoundError, StorageError
 from voicegraph.core.retry import backoff_s
 from voicegraph.core.settings import JobSettings, Settings
+from voicegraph.jobs.database import open_database
 from voicegraph.jobs.records import (
     AudioDelivery,
     JobRecord,
@@ -26,13 +28,18 @@ from voicegraph.jobs.records import (
     RunMode,
     RunRecord,
 )
+from voicegraph.jobs.staged_files import StagedFiles
 from voicegraph.jobs.store import JobStore
 from voicegraph.storage.layout import StoredObject
-from voicegraph.storage.service import StorageService
+from voicegraph.storage.service import StorageService, open_storage
 
 logger = logging.getLogger("ray.serve")
 
 _CANCELLED = "cancelled at the caller's request"
+
+# A staged file with no upload record this old was orphaned by a crash between
+# staging and recording; a younger one may be a live replica's, mid-way.
+ORPHAN_AGE_S = 60.0
 
 
 class JobService:
@@ -47,17 +54,17 @@ class JobService:
         self.options = options
         self.files = files
         self.upload_backoff_s = upload_backoff_s  # (first retry, longest wait)
-        if files.spool is not None:
-            self._adopt_orphans()
+        self.adopt_orphans()
 
-    def _adopt_orphans(self) -> None:
-        # A file spooled just before a crash, before its upload was recorded:
-        # upload it rather than lose it.
+    def adopt_orphans(self, older_than_s: float = ORPHAN_AGE_S) -> int:
+        """Record the upload of each file staged just before a crash, before
+        its upload was recorded: uploaded rather than lost. Returns how many."""
         listed = set(self.store.uploads.keys())
-        for key in self.files.staged_keys():
-            if key not in listed:
-                content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
-                self.store.uploads.add(key, content_type, None)
+        orphans = [k for k in self.files.staged_keys(time.time() - older_than_s) if k not in listed]
+        for key in orphans:
+            content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+            self.store.uploads.add(key, content_type, None)
+        return len(orphans)
 
     def resume_after_restart(self) -> int:
         """Fresh leases for running jobs: nobody could renew them while the
@@ -142,7 +149,7 @@ class JobService:
         stored = self.files.stage(audio, voice)
         if not stored.upload_pending:
             return stored
-        self.store.uploads.add(stored.key, stored.content_type, None)
+        self.store.uploads.add(stored.key, stored.content_type, None, held_s=self.options.outbox_hold_s)
         return self.upload(PendingUpload(stored.key, stored.content_type, None, 0)) or stored
 
     def complete_job(
@@ -165,7 +172,9 @@ class JobService:
             captions=captions,
         )
         upload = stored.content_type if stored.upload_pending else None
-        self.store.audio_ready(job_id, result, upload, len(audio.chunk_durations_s))
+        self.store.audio_ready(
+            job_id, result, upload, len(audio.chunk_durations_s), upload_held_s=self.options.outbox_hold_s
+        )
         if upload:
             self.upload(PendingUpload(stored.key, stored.content_type, job_id, 0))
         return self.store.get(job_id)
@@ -190,11 +199,18 @@ class JobService:
         return stored
 
 
-def open_jobs(settings: Settings, files: StorageService) -> JobService:
-    """The job database in the storage root, over the files `settings` describe."""
-    store = JobStore(
-        Path(settings.storage_root) / "jobs.sqlite3", callback_expiry_s=settings.callbacks.expire_after_s
+def open_jobs(settings: Settings) -> JobService:
+    """The job database `settings` name (PostgreSQL, or SQLite in the storage
+    root), over the files they describe. With a shared database, audio
+    waiting for the bucket is staged in it, not on this node's disk."""
+    url = settings.jobs.database_url
+    db = open_database(
+        url.get_secret_value() if url else Path(settings.storage_root) / "jobs.sqlite3",
+        pool_size=settings.jobs.database_pool_size,
+        connect_timeout_s=settings.jobs.database_connect_timeout_s,
     )
+    store = JobStore(db, callback_expiry_s=settings.callbacks.expire_after_s)
+    files = open_storage(settings, spool=StagedFiles(db) if db.shared else None)
     firebase = settings.firebase
     return JobService(
         store, settings.jobs, files, (firebase.upload_retry_initial_s, firebase.upload_retry_max_s)

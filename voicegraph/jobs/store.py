@@ -8,9 +8,7 @@ by another runner (it starts again) until `max_attempts` runs, then it fails.
 
 from __future__ import annotations
 
-import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from voicegraph.jobs.callback_outbox import CallbackOutbox
@@ -38,8 +36,8 @@ from voicegraph.jobs.upload_outbox import UploadOutbox
 class JobStore:
     """Jobs, runs and leases; their callbacks and uploads go to the outboxes in the same transaction."""
 
-    def __init__(self, path: Path, *, callback_expiry_s: float, clock=time.time):
-        self.db = JobDatabase(path, clock)
+    def __init__(self, db: JobDatabase, *, callback_expiry_s: float):
+        self.db = db
         self.uploads = UploadOutbox(self.db)
         self.callbacks = CallbackOutbox(self.db, callback_expiry_s)
 
@@ -95,7 +93,7 @@ class JobStore:
         up to the first unfinished one are marked streamed, so each section is
         handed out once, in order."""
         with self.db.transaction() as db:
-            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = db.execute("SELECT * FROM runs WHERE id = ?" + self.db.locked, (run_id,)).fetchone()
             if row is None:
                 return None
             statuses = [
@@ -103,7 +101,7 @@ class JobStore:
                 for _, job_id in from_json(row["sections"])
             ]
             finished = next((i for i, status in enumerate(statuses) if status not in FINISHED), len(statuses))
-            db.execute("UPDATE runs SET streamed = MAX(streamed, ?) WHERE id = ?", (finished, run_id))
+            db.execute("UPDATE runs SET streamed = GREATEST(streamed, ?) WHERE id = ?", (finished, run_id))
         return self.get_run(run_id), row["streamed"]
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -136,7 +134,7 @@ class JobStore:
                 if job_id is not None:
                     query += " AND id = ?"
                     params += (job_id,)
-                row = db.execute(query + " ORDER BY created_at LIMIT 1", params).fetchone()
+                row = db.execute(query + " ORDER BY created_at LIMIT 1" + self.db.skip_locked, params).fetchone()
                 if row is None:
                     return None
                 if row["attempts"] >= max_attempts:
@@ -158,7 +156,7 @@ class JobStore:
         with self.db.transaction() as db:
             rows = db.execute(
                 "SELECT * FROM jobs WHERE status = 'running' AND stage = 'synthesizing'"
-                " AND lease_until < ? AND attempts >= ?",
+                " AND lease_until < ? AND attempts >= ?" + self.db.skip_locked,
                 (now, max_attempts),
             ).fetchall()
             for row in rows:
@@ -172,7 +170,7 @@ class JobStore:
         now = self.db.clock()
         with self.db.transaction() as db:
             return db.execute(
-                "UPDATE jobs SET lease_until = MAX(lease_until, ?)"
+                "UPDATE jobs SET lease_until = GREATEST(lease_until, ?)"
                 " WHERE status = 'running' AND stage = 'synthesizing'",
                 (now + lease_s,),
             ).rowcount
@@ -206,16 +204,23 @@ class JobStore:
             return cursor.rowcount == 1
 
     def audio_ready(
-        self, job_id: str, result: JobResult, upload_content_type: str | None, chunks: int
+        self,
+        job_id: str,
+        result: JobResult,
+        upload_content_type: str | None,
+        chunks: int,
+        upload_held_s: float = 0.0,
     ) -> None:
         """The audio is stored: in the bucket (`upload_content_type` None, the
-        job succeeds) or spooled locally (its upload is recorded in the same
-        transaction, and the job succeeds when the upload does). Only the first
-        report of a run counts: a retried one, or one from a runner whose job
-        was taken over, changes nothing."""
+        job succeeds) or staged (its upload is recorded in the same
+        transaction, and the job succeeds when the upload does; the caller,
+        about to upload it, holds it for `upload_held_s` so that no other
+        replica's outbox uploads it too). Only the first report of a run
+        counts: a retried one, or one from a runner whose job was taken over,
+        changes nothing."""
         now = self.db.clock()
         with self.db.transaction() as db:
-            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = db.execute("SELECT * FROM jobs WHERE id = ?" + self.db.locked, (job_id,)).fetchone()
             if row is None or row["status"] != "running" or row["stage"] != "synthesizing":
                 return
             db.execute(
@@ -227,7 +232,7 @@ class JobStore:
                 ),
             )
             if upload_content_type:
-                self.uploads.add_in(db, result.path, upload_content_type, job_id, now)
+                self.uploads.add_in(db, result.path, upload_content_type, job_id, now, held_s=upload_held_s)
             else:
                 self._succeed(db, job_id, now)
 
@@ -241,7 +246,7 @@ class JobStore:
         """
         now = self.db.clock()
         with self.db.transaction() as db:
-            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = db.execute("SELECT * FROM jobs WHERE id = ?" + self.db.locked, (job_id,)).fetchone()
             if row is None or row["status"] in FINISHED:
                 return None
             if owner is not None and row["owner"] != owner:
@@ -257,12 +262,14 @@ class JobStore:
         now = self.db.clock()
         with self.db.transaction() as db:
             if job_ids is None:
-                rows = db.execute("SELECT * FROM jobs WHERE status = 'queued'").fetchall()
+                rows = db.execute(
+                    "SELECT * FROM jobs WHERE status = 'queued' ORDER BY id" + self.db.locked
+                ).fetchall()
             else:
                 marks = ",".join("?" * len(job_ids))
                 rows = db.execute(
                     f"SELECT * FROM jobs WHERE id IN ({marks}) AND (status = 'queued'"
-                    " OR (status = 'running' AND stage = 'synthesizing'))",
+                    " OR (status = 'running' AND stage = 'synthesizing')) ORDER BY id" + self.db.locked,
                     tuple(job_ids),
                 ).fetchall()
             for row in rows:
@@ -273,12 +280,12 @@ class JobStore:
         """Jobs by status, how many were run more than once, and how many
         replicas are running jobs now."""
         with self.db.reading() as db:
-            rows = db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
-            retried = db.execute("SELECT COUNT(*) FROM jobs WHERE attempts > 1").fetchone()[0]
+            rows = db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
+            retried = db.execute("SELECT COUNT(*) AS n FROM jobs WHERE attempts > 1").fetchone()["n"]
             owners = db.execute("SELECT owner FROM jobs WHERE status = 'running' AND owner IS NOT NULL")
             # An owner is "<replica>:<run token>": count replicas, not runs.
-            runners = len({owner.rsplit(":", 1)[0] for (owner,) in owners.fetchall()})
-        return {**{status: count for status, count in rows}, "retried": retried, "runners": runners}
+            runners = len({row["owner"].rsplit(":", 1)[0] for row in owners.fetchall()})
+        return {**{row["status"]: row["n"] for row in rows}, "retried": retried, "runners": runners}
 
     def _fail(
         self, db, row, code: str, message: str, now: float, details: Any = None, status: JobStatus = "failed"
@@ -341,7 +348,7 @@ class JobStore:
             job_id = self.uploads.take(db, key)
             if job_id is None:
                 return
-            job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            job = db.execute("SELECT * FROM jobs WHERE id = ?" + self.db.locked, (job_id,)).fetchone()
             if job is None or job["stage"] != "uploading":
                 return
             result = {**from_json(job["result"]), "path": final_key, "url": url}

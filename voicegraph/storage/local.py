@@ -85,3 +85,11 @@ class LocalStorage:
             for path in directory.iterdir()
             if path.is_file() and path.name.startswith(name_start) and not path.name.startswith(TEMP_PREFIX)
         )
+
+    def keys(self, staged_before: float) -> list[str]:
+        """Every finished file, in any folder, last written before `staged_before` (a time.time())."""
+        return [
+            path.relative_to(self.root).as_posix()
+            for path in self.root.rglob("*")
+            if path.is_file() and not path.name.startswith(TEMP_PREFIX) and path.stat().st_mtime < staged_before
+        ]

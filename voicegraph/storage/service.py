@@ -8,7 +8,7 @@ database's (`voicegraph.jobs`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from voicegraph.audio.stitching import StitchedAudio, audio_format
 from voicegraph.core.errors import NotFoundError, StorageError
@@ -20,6 +20,18 @@ from voicegraph.storage.local import LocalStorage
 if TYPE_CHECKING:
     from voicegraph.storage.firebase import FirebaseStorage
 
+class Spool(Protocol):
+    """Where generated audio waits for the bucket: a local folder
+    (`LocalStorage`), or a shared database (`voicegraph.jobs.staged_files`)."""
+
+    def write_new(self, key: str, data: bytes, content_type: str) -> StoredObject: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> bool: ...
+    def list(self, prefix: str) -> list[str]: ...
+    def keys(self, staged_before: float) -> list[str]: ...
+
+
 def _storage_error(action: str, exc: OSError) -> StorageError:
     return StorageError(f"could not {action}: {exc.strerror or exc}")
 
@@ -27,18 +39,18 @@ def _storage_error(action: str, exc: OSError) -> StorageError:
 class StorageService:
     """Ray-free file operations; OS errors become StorageError.
 
-    With a remote bucket, two local folders stand in front of it: `spool`
-    holds generated audio until the bucket has it (durable, never evicted:
-    `stage` puts it there, `upload_staged` copies it up, `discard_staged`
-    removes it once the caller has recorded the upload), and `cache` keeps
-    recently written and read files so that reading them again needs no round
-    trip.
+    With a remote bucket, two stores stand in front of it: `spool` holds
+    generated audio until the bucket has it (durable, never evicted: `stage`
+    puts it there, `upload_staged` copies it up, `discard_staged` removes it
+    once the caller has recorded the upload), and `cache`, a local folder,
+    keeps recently written and read files so that reading them again needs
+    no round trip.
     """
 
     def __init__(
         self,
         backend: LocalStorage | FirebaseStorage,
-        spool: LocalStorage | None = None,
+        spool: Spool | None = None,
         cache: FileCache | None = None,
     ):
         self.backend = backend
@@ -64,15 +76,9 @@ class StorageService:
             upload_pending=True,
         )
 
-    def staged_keys(self) -> list[str]:
-        """Every file in the spool, finished writes only."""
-        if self.spool is None:
-            return []
-        return [
-            path.relative_to(self.spool.root).as_posix()
-            for path in self.spool.root.rglob("*")
-            if path.is_file() and not path.name.startswith(".tmp-")
-        ]
+    def staged_keys(self, staged_before: float) -> list[str]:
+        """Every file in the spool staged before `staged_before` (a time.time())."""
+        return [] if self.spool is None else self.spool.keys(staged_before)
 
     def upload_staged(self, key: str, content_type: str) -> StoredObject | None:
         """Copy one spooled file to the bucket (the spool keeps it until
@@ -165,8 +171,9 @@ class StorageService:
         return sorted(keys)
 
 
-def open_storage(settings: Settings) -> StorageService:
-    """The StorageService `settings` describe."""
+def open_storage(settings: Settings, spool: Spool | None = None) -> StorageService:
+    """The StorageService `settings` describe; with a bucket, generated audio
+    waits for it in `spool`, or else in a folder of the storage root."""
     root = Path(settings.storage_root)
     if settings.storage_backend == "local":
         return StorageService(LocalStorage(root))
@@ -181,8 +188,11 @@ def open_storage(settings: Settings) -> StorageService:
         timeout_s=firebase.timeout_s,
         retry_deadline_s=firebase.retry_deadline_s,
     )
+    # Several replicas would each cache a file that another one overwrites
+    # (a voice profile saved again), and serve the old copy.
+    single = settings.storage.num_replicas == 1
     return StorageService(
         bucket,
-        spool=LocalStorage(root / "pending_uploads"),
-        cache=FileCache(root / "cache", firebase.cache_max_bytes),
+        spool=spool or LocalStorage(root / "pending_uploads"),
+        cache=FileCache(root / "cache", firebase.cache_max_bytes) if single else None,
     )

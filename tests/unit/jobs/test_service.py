@@ -4,6 +4,7 @@ import pytest
 
 from voicegraph.core.errors import ConflictError, NotFoundError
 from voicegraph.core.settings import JobSettings
+from voicegraph.jobs.database import open_database
 from voicegraph.jobs.records import NewJob
 from voicegraph.jobs.service import JobService
 from voicegraph.jobs.store import JobStore
@@ -20,11 +21,12 @@ class Clock:
 
 
 @pytest.fixture
-def jobs(tmp_path):
+def jobs(tmp_path, job_database):
     clock = Clock()
-    store = JobStore(tmp_path / "jobs.sqlite3", callback_expiry_s=3600, clock=clock)
+    store = JobStore(open_database(job_database, clock), callback_expiry_s=3600)
     service = JobService(store, JobSettings(lease_s=10, max_attempts=2), StorageService(LocalStorage(tmp_path)))
-    return service, clock
+    yield service, clock
+    store.close()
 
 
 def test_unknown_ids_are_404s_that_say_which(jobs):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from voicegraph.jobs.database import open_database
 from voicegraph.jobs.records import JobResult, NewJob
 from voicegraph.jobs.store import JobStore
 
@@ -23,9 +24,13 @@ def clock():
     return Clock()
 
 
+def open_store(job_database, clock) -> JobStore:
+    return JobStore(open_database(job_database, clock), callback_expiry_s=3600)
+
+
 @pytest.fixture
-def store(tmp_path, clock):
-    store = JobStore(tmp_path / "jobs.sqlite3", callback_expiry_s=3600, clock=clock)
+def store(job_database, clock):
+    store = open_store(job_database, clock)
     yield store
     store.close()
 
@@ -206,13 +211,33 @@ def test_callback_retries_then_delivers(store, clock):
     store.callbacks.attempted(due.id, False, 503, "HTTP 503", retry_in_s=5)
     assert store.callbacks.due(10) == []
     clock.now += 5
-    (due,) = store.callbacks.due(10)
+    (due,) = store.callbacks.due(10, held_s=30)
     assert due.attempts == 1
-    assert store.callbacks.due(10, exclude={due.id}) == []
+    assert store.callbacks.due(10) == []  # held by whoever is sending it
     store.callbacks.attempted(due.id, True, 200, None, retry_in_s=5)
     (callback,) = store.get(job.id).callbacks
     assert callback.state == "delivered" and callback.attempts == 2 and callback.last_status == 200
     assert store.callbacks.due(10) == []
+
+
+def test_a_held_callback_goes_to_another_sender_when_its_hold_runs_out(store, clock):
+    job = store.create(new_job())
+    store.fail(job.id, "x", "y")
+    (held,) = store.callbacks.due(10, held_s=30)
+    clock.now += 29
+    assert store.callbacks.due(10, held_s=30) == []
+    clock.now += 1  # the first sender died mid-send
+    (again,) = store.callbacks.due(10, held_s=30)
+    assert again.id == held.id and again.attempts == 0
+
+
+def test_a_held_upload_goes_to_another_sender_when_its_hold_runs_out(store, clock):
+    store.uploads.add("tts_generations/a.wav", "audio/wav", None, held_s=30)
+    store.uploads.add("tts_generations/b.wav", "audio/wav", None)
+    assert [u.key for u in store.uploads.due(held_s=30)] == ["tts_generations/b.wav"]
+    assert store.uploads.due() == []
+    clock.now += 30
+    assert sorted(u.key for u in store.uploads.due(held_s=30)) == ["tts_generations/a.wav", "tts_generations/b.wav"]
 
 
 def test_undelivered_callback_expires(store, clock):
@@ -229,15 +254,14 @@ def test_no_callback_url_no_callback(store):
     assert store.get(job.id).callbacks == () and store.callbacks.due(10) == []
 
 
-def test_everything_survives_reopening(tmp_path, clock):
-    path = tmp_path / "jobs.sqlite3"
-    store = JobStore(path, callback_expiry_s=3600, clock=clock)
+def test_everything_survives_reopening(job_database, clock):
+    store = open_store(job_database, clock)
     done = store.create(new_job())
     store.claim("a", LEASE, 3, done.id)
     store.audio_ready(done.id, RESULT, "audio/wav", 5)
     queued = store.create(new_job())
     store.close()
-    reopened = JobStore(path, callback_expiry_s=3600, clock=clock)
+    reopened = open_store(job_database, clock)
     assert reopened.get(done.id).upload == "pending"
     assert [u.key for u in reopened.uploads.due()] == [RESULT.path]
     assert reopened.claim("b", LEASE, 3).id == queued.id
@@ -249,9 +273,8 @@ def test_unknown_job_is_none(store):
     assert store.fail("job_nope", "x", "y") is None
 
 
-def test_a_run_records_its_jobs_in_order_and_survives_a_reopen(tmp_path, clock):
-    path = tmp_path / "runs.sqlite3"
-    store = JobStore(path, callback_expiry_s=3600, clock=clock)
+def test_a_run_records_its_jobs_in_order_and_survives_a_reopen(job_database, clock):
+    store = open_store(job_database, clock)
     sections = [(name, new_job(request={"text": name})) for name in ("intro", "body", "outro")]
     run = store.create_run("batch", "url", sections)
     assert run.id.startswith("run_") and (run.mode, run.delivery) == ("batch", "url")
@@ -259,7 +282,7 @@ def test_a_run_records_its_jobs_in_order_and_survives_a_reopen(tmp_path, clock):
     assert [s.job.request["text"] for s in run.sections] == ["intro", "body", "outro"]
     assert all(s.job.status == "queued" for s in run.sections)
     store.close()
-    reopened = JobStore(path, callback_expiry_s=3600, clock=clock)
+    reopened = open_store(job_database, clock)
     assert reopened.get_run(run.id) == run
     # Its jobs are ordinary jobs: any runner claims them.
     assert reopened.claim("runner", LEASE, 3).id == run.sections[0].job.id
@@ -321,15 +344,14 @@ def test_purge_cancels_only_queued_jobs(store):
     assert store.counts() == {"running": 1, "cancelled": 2, "retried": 0, "runners": 1}
 
 
-def test_a_cancellation_survives_reopening(tmp_path, clock):
-    path = tmp_path / "jobs.sqlite3"
-    store = JobStore(path, callback_expiry_s=3600, clock=clock)
+def test_a_cancellation_survives_reopening(job_database, clock):
+    store = open_store(job_database, clock)
     job = store.create(new_job())
     store.claim("a", LEASE, 3)
     store.cancel([job.id], "stop")
     store.close()
     clock.now += LEASE + 1  # its runner's lease has run out: still nothing to take over
-    reopened = JobStore(path, callback_expiry_s=3600, clock=clock)
+    reopened = open_store(job_database, clock)
     assert reopened.claim("b", LEASE, 3) is None and reopened.reap(3) == 0
     assert reopened.get(job.id).status == "cancelled"
     reopened.close()
@@ -371,6 +393,6 @@ def test_a_database_from_before_the_added_columns_gets_them(tmp_path, clock):
         "INSERT INTO runs VALUES ('run_old', 'simple', 'url', '[]', 1.0);"
     )
     old.close()
-    store = JobStore(path, callback_expiry_s=3600, clock=clock)
+    store = open_store(path, clock)
     assert store.get_run("run_old").streamed == 0
     store.close()

@@ -1,10 +1,12 @@
 """JobService's audio on the Firebase backend (real emulator): the spool, the
-upload outbox and the callback outbox, without Ray."""
+upload outbox and the callback outbox, without Ray, on each job database
+(SQLite with a spool folder, PostgreSQL with the spool in the database)."""
 
 import asyncio
 import time
 
 import pytest
+from pydantic import SecretStr
 
 from tests.helpers.callback_receiver import CallbackReceiver
 from tests.helpers.gcs_emulator import firebase_settings
@@ -14,20 +16,27 @@ from voicegraph.jobs.callbacks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from voicegraph.jobs.outbox import Outbox
 from voicegraph.jobs.records import NewJob
 from voicegraph.jobs.service import JobService, open_jobs
-from voicegraph.storage.service import open_storage
 
 pytestmark = pytest.mark.usefixtures("isolated_firebase")
 
 AUDIO = StitchedAudio(b"ID3 fake mp3 bytes", "mp3", "audio/mpeg", 22050, 2.5, (2.5,))
 
 
-def jobs_for(settings: Settings) -> JobService:
-    return open_jobs(settings, open_storage(settings))
+def jobs_for(settings: Settings, job_database=None) -> JobService:
+    if isinstance(job_database, str):
+        settings = settings.model_copy(
+            update={"jobs": settings.jobs.model_copy(update={"database_url": SecretStr(job_database)})}
+        )
+    return open_jobs(settings)
+
+
+def staged(jobs: JobService) -> list[str]:
+    return jobs.files.staged_keys(staged_before=time.time() + 1)
 
 
 @pytest.fixture
-def jobs(tmp_path, gcs_emulator) -> JobService:
-    jobs = jobs_for(firebase_settings(tmp_path, gcs_emulator))
+def jobs(tmp_path, gcs_emulator, job_database) -> JobService:
+    jobs = jobs_for(firebase_settings(tmp_path, gcs_emulator), job_database)
     yield jobs
     jobs.store.close()
 
@@ -45,7 +54,7 @@ def test_save_with_bucket_up_uploads_and_caches(jobs, tmp_path):
     assert stored.key.startswith("tts_generations/TTS_voice_zoe_") and stored.key.endswith(".mp3")
     assert jobs.files.backend.get(stored.key) == AUDIO.data
     assert (tmp_path / "cache" / stored.key).read_bytes() == AUDIO.data
-    assert not any((tmp_path / "pending_uploads").rglob("*.mp3"))
+    assert staged(jobs) == []
     assert jobs.store.uploads.due() == []
 
 
@@ -53,16 +62,17 @@ def test_save_with_bucket_down_spools_then_the_outbox_uploads(jobs, gcs_emulator
     gcs_emulator.stop()
     stored = jobs.save_generation(AUDIO, "alice")
     assert stored.upload_pending
-    assert (tmp_path / "pending_uploads" / stored.key).read_bytes() == AUDIO.data
+    assert staged(jobs) == [stored.key] and jobs.files.spool.get(stored.key) == AUDIO.data
+    assert (tmp_path / "pending_uploads").exists() != jobs.store.db.shared  # not on this disk when shared
     assert jobs.files.get(stored.key) == AUDIO.data  # readable while pending
-    outbox = Outbox(jobs, Settings(storage_root=tmp_path))
-    wait_until_due(jobs)
+    outbox = Outbox(jobs, Settings(storage_root=tmp_path, jobs={"outbox_hold_s": 30}))
+    assert outbox.upload_due() == 0  # held by the save that is trying it
     assert outbox.upload_due() == 0  # still down: kept, retried later
     gcs_emulator.start()
     wait_until_due(jobs)
     assert outbox.upload_due() == 1
     assert jobs.files.backend.get(stored.key) == AUDIO.data
-    assert not (tmp_path / "pending_uploads" / stored.key).exists()
+    assert staged(jobs) == []
     assert jobs.store.uploads.due() == []
 
 
@@ -82,28 +92,26 @@ def test_job_audio_pending_then_succeeds_when_uploaded(jobs, gcs_emulator):
     assert [c.kind for c in record.callbacks] == ["success"]
 
 
-def test_spooled_file_without_a_record_is_adopted_not_lost(tmp_path, gcs_emulator):
-    # A crash between writing the spool file and recording its upload.
-    orphan = tmp_path / "pending_uploads" / "tts_generations" / "TTS_voice_x_20261121_000000.wav"
-    orphan.parent.mkdir(parents=True)
-    orphan.write_bytes(b"RIFF orphan")
-    jobs = jobs_for(firebase_settings(tmp_path, gcs_emulator))
+def test_a_staged_file_without_a_record_is_adopted_not_lost(jobs):
+    # A crash between staging the file and recording its upload.
+    jobs.files.spool.write_new("tts_generations/TTS_voice_x_20261121_000000.wav", b"RIFF orphan", "audio/wav")
+    assert jobs.adopt_orphans() == 0  # young: maybe a live replica's, about to record it
+    assert jobs.adopt_orphans(older_than_s=0) == 1
     (pending,) = jobs.store.uploads.due()
     assert pending.key == "tts_generations/TTS_voice_x_20261121_000000.wav"
     assert pending.content_type == "audio/x-wav" or pending.content_type.startswith("audio/")
     assert jobs.upload(pending).key == pending.key
     assert jobs.files.backend.get(pending.key) == b"RIFF orphan"
-    jobs.store.close()
 
 
-def test_outbox_delivers_a_signed_error_callback(tmp_path):
+def test_outbox_delivers_a_signed_error_callback(tmp_path, job_database):
     with CallbackReceiver() as receiver:
         settings = Settings(
             storage_root=tmp_path,
             outbound={"allow": [f"127.0.0.1:{receiver.port}"]},
             callbacks={"secret": "s3cret"},
         )
-        jobs = jobs_for(settings)
+        jobs = jobs_for(settings, job_database)
         job = jobs.store.create(NewJob(request={"text": "hi"}, story_id="st", error_callback_url=receiver.url("/err")))
         jobs.store.fail(job.id, "synthesis_failed", "the engine failed")
         outbox = Outbox(jobs, settings)
