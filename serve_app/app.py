@@ -17,6 +17,7 @@ from deployments.voice_cloner import VoiceCloner
 from deployments.voice_profiles import VoiceProfiles
 from serve_app.ingress import Ingress
 from voicegraph.core.settings import ReplicaSettings, Settings, SynthesizerSettings
+from voicegraph.jobs.database import open_database
 
 
 def synthesizer_gpus(synth: SynthesizerSettings) -> float:
@@ -74,12 +75,22 @@ def _autoscaled(synth: SynthesizerSettings, settings: Settings) -> dict[str, Any
     }
 
 
+def settings_for(args: dict[str, Any] | Settings | None) -> Settings:
+    """The settings `args` give over the `VG_*` environment, checked against
+    what must be reachable at start: a PostgreSQL job database is opened
+    (and migrated) here, so a wrong URL or password stops the deploy with one
+    ConfigError naming the setting rather than failing every replica."""
+    settings = args if isinstance(args, Settings) else Settings(**(args or {}))
+    if (url := settings.jobs.database_url) is not None:
+        open_database(
+            url.get_secret_value(), connect_timeout_s=settings.jobs.database_connect_timeout_s, pool_size=1
+        ).close()
+    return settings
+
+
 def build_app(args: dict[str, Any] | Settings | None = None) -> Application:
     """Bind the graph. `args` override `VG_*` environment settings field by field."""
-    if isinstance(args, Settings):
-        settings = args
-    else:
-        settings = Settings(**(args or {}))
+    settings = settings_for(args)
     # Replicas may run in another working directory: pin the storage root now.
     settings = settings.model_copy(update={"storage_root": settings.storage_root.resolve()})
 

@@ -130,6 +130,34 @@ def _kill_session(session_id: int) -> None:
         pass
 
 
+def _settings_problem(config) -> str | None:
+    """What is wrong with the settings of voicegraph's applications, in one
+    line, before Ray starts: the same check fails the deploy on a cluster,
+    but there it is buried in the application's status."""
+    from pydantic import ValidationError
+
+    from serve_app.app import settings_for
+    from voicegraph.core.errors import ConfigError
+
+    for app in config.applications:
+        if app.import_path != "serve_app.app:build_app":
+            continue
+        try:
+            settings_for(app.args)
+        except ConfigError as exc:
+            return exc.message
+        except ValidationError as exc:
+            return "; ".join(_one_line(error) for error in exc.errors())
+    return None
+
+
+def _one_line(error: dict) -> str:
+    # A check across settings has no location; its message names them.
+    message = error["msg"].removeprefix("Value error, ")
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {message}" if where else message
+
+
 def _run_driver(options: argparse.Namespace) -> int:
     # Before Ray is imported: Serve reads its flags at import, and the Ray
     # this driver starts passes them on to every process it starts.
@@ -139,6 +167,9 @@ def _run_driver(options: argparse.Namespace) -> int:
     config = ServeDeploySchema.model_validate(yaml.safe_load(options.config.read_text()))
     if options.port is not None:
         config.http_options.port = options.port
+    if (problem := _settings_problem(config)) is not None:
+        print(f"voicegraph cannot start: {problem}", file=sys.stderr, flush=True)
+        return 2
 
     import ray
     from ray import serve

@@ -150,3 +150,30 @@ def test_serve_starts_speaks_and_stops_cleanly(tmp_path, stop_signals, exit_code
     finally:
         if supervisor.poll() is None:
             os.killpg(supervisor.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    ("job_settings", "expected"),
+    [
+        ({"database_url": "wrong-password"}, "password authentication failed"),
+        ({"database_url": "unreachable"}, "Connection refused"),
+        ({"outbox_hold_s": 1}, "jobs.outbox_hold_s (1.0) must be longer"),
+    ],
+)
+def test_settings_that_cannot_work_stop_the_start_with_one_line(tmp_path, postgres, job_settings, expected):
+    """Before Ray starts: exit 2 and one line that names the setting, no traceback, no hang."""
+    urls = {"wrong-password": postgres.url(password="nope"), "unreachable": f"postgresql://u:p@127.0.0.1:{free_port()}/x"}
+    if "database_url" in job_settings:
+        job_settings = {**job_settings, "database_url": urls[job_settings["database_url"]]}
+    config = yaml.safe_load((REPO / "serve_config.yaml").read_text())
+    config["applications"][0]["args"].update(storage_root=str(tmp_path / "data"), jobs=job_settings)
+    config_path = tmp_path / "serve_config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "serve_app.launcher", str(config_path), "--port", str(free_port()), "--no-dashboard"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("voicegraph cannot start: jobs.") and expected in line
+    assert "nope" not in line
