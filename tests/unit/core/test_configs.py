@@ -12,9 +12,11 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def cluster_settings(args: dict) -> Settings:
-    # The cluster's key digests come from a Secret, as VG_AUTH__KEYS.
+    # The cluster's key digests and database URL come from Secrets, as
+    # VG_AUTH__KEYS and VG_JOBS__DATABASE_URL.
     auth = {**args.get("auth", {}), "keys": [{"name": "ops", "sha256": "a" * 64}]}
-    return Settings(**{**args, "auth": auth})
+    jobs = {**args.get("jobs", {}), "database_url": "postgresql://voicegraph:pw@postgres:5432/voicegraph"}
+    return Settings(**{**args, "auth": auth, "jobs": jobs})
 
 
 def serve_configs():
@@ -41,6 +43,22 @@ def test_keys_are_off_on_a_laptop_and_on_in_the_cluster_from_a_secret():
     for group in groups:
         (container,) = group["template"]["spec"]["containers"]
         assert {"name": "VG_AUTH__KEYS", "valueFrom": {"secretKeyRef": {"name": "voicegraph-api-keys", "key": "keys.json"}}} in container["env"]
+
+
+def test_the_cluster_keeps_job_state_in_postgresql_from_a_secret_and_the_laptop_in_sqlite():
+    configs = serve_configs()
+    laptop = Settings(**configs["serve_config.yaml"]["applications"][0]["args"])
+    assert laptop.jobs.database_url is None and laptop.storage.num_replicas == 1
+    args = configs["cluster/rayservice.yaml"]["applications"][0]["args"]
+    assert "database_url" not in args.get("jobs", {})  # never in the file
+    assert cluster_settings(args).storage.num_replicas > 1 and args["storage_backend"] == "firebase"
+    cluster = yaml.safe_load((REPO / "cluster/rayservice.yaml").read_text())["spec"]["rayClusterConfig"]
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        (container,) = group["template"]["spec"]["containers"]
+        secret = {"secretKeyRef": {"name": "voicegraph-postgres", "key": "url"}}
+        assert {"name": "VG_JOBS__DATABASE_URL", "valueFrom": secret} in container["env"]
+    with pytest.raises(ValueError, match="storage.num_replicas above 1 needs jobs.database_url"):
+        Settings(**{**args, "auth": cluster_settings(args).auth.model_dump()})  # without the Secret's URL
 
 
 def test_laptop_config_binds_loopback_and_cluster_config_pins_gpus():
