@@ -48,7 +48,7 @@ def _fixed(replicas: ReplicaSettings, settings: Settings) -> dict[str, Any]:
     return {
         **_common(replicas, settings),
         "num_replicas": replicas.num_replicas,
-        "ray_actor_options": {"num_cpus": replicas.num_cpus},
+        "ray_actor_options": {"num_cpus": replicas.num_cpus, "resources": replicas.resources},
     }
 
 

@@ -28,6 +28,9 @@ class ReplicaSettings(BaseModel):
 
     num_replicas: int = Field(1, ge=1)
     num_cpus: float = Field(0.1, ge=0)
+    # Custom Ray resources each replica asks for, to place it on nodes that
+    # declare them (e.g. {"on_demand": 0.01} keeps it off spot nodes).
+    resources: dict[str, float] = {}
     # Serve's default of 5 caps concurrency far below what an async replica handles.
     max_ongoing_requests: int = Field(64, ge=1)
     # Requests waiting at each caller once every replica is at
