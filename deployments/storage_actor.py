@@ -16,6 +16,7 @@ import logging
 from ray import serve
 
 from deployments.metrics import install_serve_metrics
+from deployments.placement import replica_placement
 from voicegraph.core.settings import Settings
 from voicegraph.jobs import outbox, service
 
@@ -53,6 +54,9 @@ class StorageActor:
             except Exception:
                 logger.exception("outbox pass failed; trying again")
             await asyncio.sleep(interval)
+
+    def replica_info(self) -> dict:
+        return replica_placement()
 
     async def check_health(self) -> None:
         if self._drain_task.done():

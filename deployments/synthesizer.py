@@ -13,11 +13,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import numpy as np
-import ray
 from ray import serve
 from ray.serve import context as serve_context
 
 from deployments.metrics import install_serve_metrics
+from deployments.placement import replica_placement
 from voicegraph.audio.dsp import as_int16
 from voicegraph.core.settings import Settings
 from voicegraph.engines import ChunkRequest, ClonedVoice, EngineInfo, Sampling, Voice, build_engine, synthesizer
@@ -96,13 +96,9 @@ class Synthesizer:
         return await asyncio.to_thread(self._chunks.engine.clone, pcm, rate)
 
     def replica_info(self) -> dict:
-        """Where this replica runs and what Ray gave it: for operators and placement checks."""
-        context = ray.get_runtime_context()
+        """Where this replica runs, what Ray gave it and what it has done."""
         return {
-            "replica_id": serve.get_replica_context().replica_id.unique_id,
-            "node_id": context.get_node_id(),
-            "assigned_resources": context.get_assigned_resources(),
-            "gpu_ids": [str(gpu) for gpu in context.get_accelerator_ids().get("GPU", [])],
+            **replica_placement(),
             "engine": self._chunks.engine.info().engine,
             "chunks_done": self._chunks.chunks_done,
             "max_batch_size": self._batch_size,

@@ -40,6 +40,8 @@ def _common(replicas: ReplicaSettings | SynthesizerSettings, settings: Settings)
         "backpressure_config": {"status_code": 503, "retry_after_s": settings.overload_retry_after_s},
         "graceful_shutdown_timeout_s": replicas.graceful_shutdown_timeout_s,
         "graceful_shutdown_wait_loop_s": replicas.graceful_shutdown_wait_loop_s,
+        "health_check_period_s": replicas.health_check_period_s,
+        "health_check_timeout_s": replicas.health_check_timeout_s,
         "logging_config": {"encoding": settings.log_encoding},
     }
 
@@ -70,8 +72,6 @@ def _autoscaled(synth: SynthesizerSettings, settings: Settings) -> dict[str, Any
             **optional,
         },
         "ray_actor_options": {"num_cpus": synth.num_cpus, "num_gpus": synthesizer_gpus(synth)},
-        "health_check_period_s": synth.health_check_period_s,
-        "health_check_timeout_s": synth.health_check_timeout_s,
     }
 
 

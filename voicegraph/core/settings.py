@@ -41,6 +41,10 @@ class ReplicaSettings(BaseModel):
     # to this long, looking every wait_loop_s whether it is idle yet.
     graceful_shutdown_timeout_s: float = Field(30.0, ge=0)
     graceful_shutdown_wait_loop_s: float = Field(1.0, gt=0)
+    # How often Serve asks each replica whether it is well; a replica on a
+    # lost node is replaced within about a period (Serve's defaults: 10 s, 30 s).
+    health_check_period_s: float = Field(5.0, gt=0)
+    health_check_timeout_s: float = Field(30.0, gt=0)
 
 
 class SynthesizerSettings(BaseModel):
