@@ -77,6 +77,18 @@ class UnknownVoiceError(InvalidRequestError):
     code = "unknown_voice"
 
 
+class AmbiguousVoiceError(InvalidRequestError):
+    """A bare voice id that several engines offer, none of them the default."""
+
+    code = "ambiguous_voice"
+
+
+class UnknownEngineError(InvalidRequestError):
+    """An engine this service does not run."""
+
+    code = "unknown_engine"
+
+
 class UnsupportedLanguageError(InvalidRequestError):
     code = "unsupported_language"
 

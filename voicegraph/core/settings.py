@@ -13,10 +13,10 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from voicegraph.core.allow_list import AllowList
 
@@ -159,6 +159,45 @@ class PiperSettings(BaseModel):
     `<name>.onnx` with its `<name>.onnx.json` in voices_dir."""
 
     voices_dir: Path | None = None
+    # Voices one Synthesizer replica holds loaded (20-120 MB each); the least
+    # recently used is dropped for a new one. Serve routes a voice's chunks to
+    # replicas that hold it (model multiplexing).
+    max_voices_per_replica: int = Field(4, ge=1)
+    # How often the ingress looks in voices_dir for voices added or removed.
+    rescan_interval_s: float = Field(10.0, gt=0)
+
+
+EngineName = Literal["piper", "espeak", "xtts"]
+
+
+class OpenAISettings(BaseModel):
+    """How OpenAI's model and voice names map onto this service's engines and voices."""
+
+    # Each OpenAI model name → the engines that speak it, best first: the
+    # first one this service runs is used.
+    models: dict[str, list[EngineName]] = {
+        "tts-1": ["piper", "espeak", "xtts"],
+        "tts-1-hd": ["xtts", "piper", "espeak"],
+        "gpt-4o-mini-tts": ["xtts", "piper", "espeak"],
+    }
+    # Each OpenAI voice name → a voice id per engine; an engine not named
+    # here speaks it in its default voice.
+    voices: dict[str, dict[EngineName, str]] = {
+        name: {"xtts": speaker, "espeak": espeak}
+        for name, speaker, espeak in [
+            ("alloy", "Ana Florence", "default"),
+            ("ash", "Andrew Chipper", "brisk"),
+            ("ballad", "Craig Gutsy", "deep"),
+            ("coral", "Claribel Dervla", "bright"),
+            ("echo", "Viktor Eka", "deep"),
+            ("fable", "Daisy Studious", "soft"),
+            ("nova", "Gracie Wise", "bright"),
+            ("onyx", "Damien Black", "deep"),
+            ("sage", "Tammie Ema", "soft"),
+            ("shimmer", "Alison Dietlinde", "bright"),
+            ("verse", "Baldur Sanjin", "brisk"),
+        ]
+    }
 
 
 class VoiceSettings(BaseModel):
@@ -391,10 +430,19 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
-    # Engine
-    # piper: a neural voice on a CPU, shipped in the install (the default);
-    # espeak: tiny and robotic, the fastest (the tests use it); xtts: GPU, cloning.
-    engine: Literal["piper", "espeak", "xtts"] = "piper"
+    # Engines
+    # piper: neural voices on a CPU, one shipped in the install; espeak: tiny
+    # and robotic, the fastest (the tests use it); xtts: GPU, cloning. Each
+    # engine served runs in its own Synthesizer deployment. Unset: `engine`
+    # alone where that is set, else piper and espeak. VG_ENGINES=piper,xtts.
+    engines: Annotated[list[EngineName], NoDecode] = ["piper", "espeak"]
+    # The default engine: a request that names no voice, and a bare voice id
+    # that several engines offer, go to it. Unset: the first of `engines`.
+    engine: EngineName = "piper"
+    # Per engine, the `synthesizer` fields it sets otherwise (XTTS on a
+    # quarter GPU, Piper on CPUs): {"xtts": {"gpus_per_replica": 0.25}}.
+    synthesizers: dict[EngineName, dict[str, Any]] = {}
+    openai: OpenAISettings = OpenAISettings()
     # XTTS: a model directory (config.json, model.pth, vocab.json, optional
     # speakers_xtts.pth) or a Coqui model name, downloaded where there is internet.
     model_dir: Path | None = None
@@ -525,6 +573,47 @@ class Settings(BaseSettings):
             new = data.get("serverless", {})
             data["serverless"] = {**old, **new} if isinstance(new, dict) else new
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _engines_and_default(cls, data: Any) -> Any:
+        """`engine` alone serves that one engine, as before `engines` existed;
+        `engines` alone defaults to its first."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        engines, engine = data.get("engines"), data.get("engine")
+        if isinstance(engines, str):
+            engines = [name.strip() for name in engines.split(",") if name.strip()]
+        if engines is None and engine is not None:
+            engines = [engine]
+        if engines is not None:
+            data["engines"] = engines
+            if engine is None and engines:
+                data["engine"] = engines[0]
+        return data
+
+    @model_validator(mode="after")
+    def _engines_are_served(self) -> Settings:
+        if not self.engines or len(set(self.engines)) != len(self.engines):
+            raise ValueError(f"engines must name each engine once, at least one: got {self.engines}")
+        if self.engine not in self.engines:
+            raise ValueError(f"engine {self.engine!r} (the default) must be one of engines {self.engines}")
+        for name in self.synthesizers:
+            if name not in self.engines:
+                raise ValueError(f"synthesizers.{name}: {name} is not among engines {self.engines}")
+            try:
+                self.synthesizer_for(name)
+            except ValueError as exc:
+                raise ValueError(f"synthesizers.{name}: {exc}") from None
+        return self
+
+    def synthesizer_for(self, engine: str) -> SynthesizerSettings:
+        """`synthesizer`, with what `synthesizers` sets for `engine` over it."""
+        overrides = self.synthesizers.get(engine)  # type: ignore[call-overload]
+        if not overrides:
+            return self.synthesizer
+        return SynthesizerSettings(**{**self.synthesizer.model_dump(exclude_unset=True), **overrides})
 
     @model_validator(mode="after")
     def _firebase_has_bucket(self) -> Settings:

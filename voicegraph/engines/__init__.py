@@ -1,4 +1,4 @@
-"""Engines behind the Synthesizer, chosen by `Settings.engine`."""
+"""Engines behind the Synthesizers, one deployment per name in `Settings.engines`."""
 
 from __future__ import annotations
 
@@ -20,18 +20,20 @@ __all__ = [
 ]
 
 
-def build_engine(settings: Settings, num_threads: int = 1) -> Engine:
-    """The configured engine; imports happen here so no engine loads another's libraries."""
-    if settings.engine == "espeak":
+def build_engine(settings: Settings, num_threads: int = 1, name: str | None = None) -> Engine:
+    """The engine `name` (the default engine if None); imports happen here so
+    no engine loads another's libraries."""
+    name = name or settings.engine
+    if name == "espeak":
         from voicegraph.engines.espeak import EspeakEngine
 
         return EspeakEngine()
-    if settings.engine == "piper":
+    if name == "piper":
         from voicegraph.engines.piper import PiperEngine
 
         return PiperEngine(settings, num_threads=num_threads)
-    if settings.engine == "xtts":
+    if name == "xtts":
         from voicegraph.engines.xtts import XttsEngine
 
         return XttsEngine(settings, num_threads=num_threads)
-    raise ValueError(f"unknown engine {settings.engine!r}")
+    raise ValueError(f"unknown engine {name!r}")

