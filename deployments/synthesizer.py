@@ -1,4 +1,11 @@
-"""The Synthesizer deployment: one engine per replica; chunk + voice → PCM.
+"""The Synthesizer deployments: one per engine served (`Synthesizer-<engine>`),
+each replica holding that engine; chunk + voice → PCM.
+
+Where an engine's voices are models of their own (Piper), a replica loads
+the ones it is asked for through Serve's model multiplexing: the caller names
+the voice's model (`multiplexed_model_id`), Serve routes the chunk to a
+replica that holds it where one can take it, and each replica holds at most
+`piper.max_voices_per_replica`, dropping the least recently used.
 
 Where the engine can decode chunks together (XTTS), concurrent chunk calls on
 a replica, from any requests, are gathered by Serve's `@serve.batch`; a
@@ -24,17 +31,39 @@ from voicegraph.engines import ChunkRequest, ClonedVoice, EngineInfo, Sampling, 
 from voicegraph.engines.slots import EngineSlots
 
 
+def deployment_name(engine: str) -> str:
+    return f"Synthesizer-{engine}"
+
+
+class _HeldVoice:
+    """What Serve's multiplexing holds for a loaded voice: dropping it (Serve
+    calls `__del__` on eviction) lets the engine free the model."""
+
+    def __init__(self, engine, key: str, generation: int):
+        self._engine, self._key, self._generation = engine, key, generation
+
+    def __del__(self):
+        self._engine.drop_voice(self._key, self._generation)
+
+
 @serve.deployment(name="Synthesizer")
 class Synthesizer:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, engine_name: str):
         install_serve_metrics()
+        options = settings.synthesizer_for(engine_name)
         # Torch threads from this replica's CPU share, not from the node's cores.
-        threads = max(1, int(settings.synthesizer.num_cpus))
-        engine = build_engine(settings, num_threads=threads)
-        self._chunks = synthesizer.Synthesizer(
-            engine, retries=settings.synthesizer.retries, backoff_s=settings.synthesizer.retry_backoff_s
+        threads = max(1, int(options.num_cpus))
+        engine = build_engine(settings, num_threads=threads, name=engine_name)
+        self._chunks = synthesizer.Synthesizer(engine, retries=options.retries, backoff_s=options.retry_backoff_s)
+
+        async def hold_voice_model(key: str) -> _HeldVoice:
+            return _HeldVoice(engine, key, await asyncio.to_thread(engine.load_voice, key))
+
+        # A plain function, set here: the bound is a setting, and Serve keeps
+        # its multiplexing state on the function (a bound method takes no attributes).
+        self._hold_voice = serve.multiplexed(max_num_models_per_replica=settings.piper.max_voices_per_replica)(
+            hold_voice_model
         )
-        options = settings.synthesizer
         self._batch_size = 1 if engine.default_batch_size == 1 else options.max_batch_size or engine.default_batch_size
         self._synthesize_together.set_max_batch_size(self._batch_size)
         self._synthesize_together.set_batch_wait_timeout_s(options.batch_wait_timeout_s)
@@ -45,9 +74,15 @@ class Synthesizer:
     def describe(self) -> EngineInfo:
         return self._chunks.engine.info()
 
+    async def _voice_model_ready(self) -> None:
+        """Load the voice model this call was routed for, if it names one."""
+        if key := serve.get_multiplexed_model_id():
+            await self._hold_voice(key)
+
     async def synthesize(
         self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> np.ndarray:
+        await self._voice_model_ready()
         # In a thread, so a slow engine call does not stall this replica's event
         # loop (health checks, other requests' bookkeeping). int16: half the
         # bytes of float32 through the object store, and what encoders take.
@@ -70,6 +105,7 @@ class Synthesizer:
         """One chunk's audio in pieces as the engine makes them (int16; call
         with `handle.options(stream=True)`). Concurrent calls, from any
         requests, are decoded together as one batch of streams."""
+        await self._voice_model_ready()
         request_id = serve_context._get_serve_request_context().request_id
         async for (piece,) in self._stream_together(ChunkRequest(text, voice, language, speed, sampling, request_id)):
             if len(piece):
@@ -100,6 +136,7 @@ class Synthesizer:
         return {
             **replica_placement(),
             "engine": self._chunks.engine.info().engine,
+            "voice_models": self._chunks.engine.held_voices(),
             "chunks_done": self._chunks.chunks_done,
             "max_batch_size": self._batch_size,
             "batches_done": self._chunks.batches_done,

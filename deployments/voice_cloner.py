@@ -13,8 +13,12 @@ from voicegraph.voices import cloning
 
 @serve.deployment(name="VoiceCloner")
 class VoiceCloner:
-    def __init__(self, settings: Settings, synthesizer: DeploymentHandle):
-        self._cloner = cloning.VoiceCloner(settings, AsyncCalls(synthesizer))
+    def __init__(self, settings: Settings, synthesizers: dict[str, DeploymentHandle]):
+        self._cloner = cloning.VoiceCloner(
+            settings, {engine: AsyncCalls(handle) for engine, handle in synthesizers.items()}
+        )
 
-    async def clone(self, data: bytes, language: str, with_sample: bool = True) -> cloning.ClonedReference:
-        return await self._cloner.clone(data, language, with_sample)
+    async def clone(
+        self, data: bytes, language: str, engine: str, with_sample: bool = True
+    ) -> cloning.ClonedReference:
+        return await self._cloner.clone(data, language, engine, with_sample)

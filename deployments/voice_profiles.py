@@ -65,5 +65,5 @@ class VoiceProfiles:
     async def delete(self, voice_id: str) -> profiles.VoiceRecord:
         return await self._profiles.delete(voice_id)
 
-    async def from_url(self, url: str, language: str) -> tuple[ClonedVoice, bool]:
-        return await self._profiles.from_url(url, language)
+    async def from_url(self, url: str, language: str, engine: str) -> tuple[ClonedVoice, bool]:
+        return await self._profiles.from_url(url, language, engine)

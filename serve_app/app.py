@@ -11,7 +11,7 @@ from deployments.rate_limiter import RateLimiter
 from deployments.serve_env import INGRESS_ENV
 from deployments.stitcher import Stitcher
 from deployments.storage_actor import StorageActor
-from deployments.synthesizer import Synthesizer
+from deployments.synthesizer import Synthesizer, deployment_name
 from deployments.text_chunker import TextChunker
 from deployments.voice_cloner import VoiceCloner
 from deployments.voice_profiles import VoiceProfiles
@@ -95,10 +95,17 @@ def build_app(args: dict[str, Any] | Settings | None = None) -> Application:
     settings = settings.model_copy(update={"storage_root": settings.storage_root.resolve()})
 
     chunker = TextChunker.options(**_fixed(settings.chunker, settings)).bind()
-    synthesizer = Synthesizer.options(**_autoscaled(settings.synthesizer, settings)).bind(settings)
+    # Each engine its own deployment: its own resources (Piper on CPUs, XTTS
+    # on GPU shares), replica counts and autoscaling.
+    synthesizers = {
+        engine: Synthesizer.options(
+            name=deployment_name(engine), **_autoscaled(settings.synthesizer_for(engine), settings)
+        ).bind(settings, engine)
+        for engine in settings.engines
+    }
     stitcher = Stitcher.options(**_fixed(settings.stitcher, settings)).bind(settings)
     storage = StorageActor.options(**_fixed(settings.storage, settings)).bind(settings)
-    cloner = VoiceCloner.options(**_fixed(settings.cloner, settings)).bind(settings, synthesizer)
+    cloner = VoiceCloner.options(**_fixed(settings.cloner, settings)).bind(settings, synthesizers)
     profiles = VoiceProfiles.options(**_fixed(settings.profiles, settings)).bind(settings, storage, cloner)
     rate_limiter = (
         RateLimiter.options(logging_config={"encoding": settings.log_encoding}).bind(settings)
@@ -108,5 +115,5 @@ def build_app(args: dict[str, Any] | Settings | None = None) -> Application:
     ingress = _fixed(settings.ingress, settings)
     ingress["ray_actor_options"]["runtime_env"] = {"env_vars": INGRESS_ENV}
     return Ingress.options(**ingress).bind(
-        settings, chunker, synthesizer, stitcher, storage, cloner, profiles, rate_limiter
+        settings, chunker, synthesizers, stitcher, storage, cloner, profiles, rate_limiter
     )

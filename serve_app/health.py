@@ -14,16 +14,29 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health")
 async def health(tts: TTSServing = Depends(get_tts), jobs: JobsServing = Depends(get_jobs)) -> dict:
-    info = await tts.engine_info()
+    catalog = await tts.catalog()
+    info = catalog.default
     return {
         "status": "ok",
         **version_info(tts.settings.git_sha, tts.settings.build_time),
+        # The default engine's, for clients written when there was one engine.
         "engine": info.engine,
         "model": info.model,
         "sample_rate": info.sample_rate,
-        "default_voice": tts.default_voice(info),
-        # Whether POST /v1/voices can clone a recording with this engine.
-        "can_clone": info.can_clone,
+        "default_voice": tts.public_voice_id(info, tts.default_voice(info)),
+        # Whether POST /v1/voices can clone a recording with some engine here.
+        "can_clone": any(engine.can_clone for engine in catalog.infos()),
+        "engines": [
+            {
+                "engine": engine.engine,
+                "model": engine.model,
+                "sample_rate": engine.sample_rate,
+                "default_voice": tts.public_voice_id(engine, tts.default_voice(engine)),
+                "voices": len(engine.voices),
+                "can_clone": engine.can_clone,
+            }
+            for engine in catalog.infos()
+        ],
         # Whether every route but this one needs an API key.
         "api_keys": tts.settings.auth.enabled,
         # What a request may ask for, so a form can say so before the service refuses.

@@ -25,7 +25,7 @@ logger = logging.getLogger("ray.serve")
 @serve.ingress()
 class Ingress:
     async def __init__(
-        self, settings: Settings, chunker, synthesizer, stitcher, storage, cloner, profiles, rate_limiter=None
+        self, settings: Settings, chunker, synthesizers, stitcher, storage, cloner, profiles, rate_limiter=None
     ):
         install_serve_metrics()
         # A request's path goes over gRPC, past Ray's object store: text to
@@ -34,11 +34,12 @@ class Ingress:
         # deployments/serve_env.py), a voice, a rate check. +28% short
         # requests/s here. What carries whole files or uploads (the Stitcher,
         # the StorageActor, the cloner, saving a voice) stays by reference.
-        chunker, synthesizer = (handle.options(_by_reference=False) for handle in (chunker, synthesizer))
+        chunker = chunker.options(_by_reference=False)
+        synthesizers = {engine: handle.options(_by_reference=False) for engine, handle in synthesizers.items()}
         if rate_limiter is not None:
             rate_limiter = rate_limiter.options(_by_reference=False)
         voice_lookups = profiles.options(_by_reference=False)
-        self._tts = TTSServing(settings, chunker, synthesizer, stitcher, storage, voice_lookups)
+        self._tts = TTSServing(settings, chunker, synthesizers, stitcher, storage, voice_lookups)
         self._voices = VoicesServing(self._tts, cloner, profiles)
         self._jobs = JobsServing(self._tts, storage, str(serve.get_replica_context().replica_id))
         if rate_limiter is None:
@@ -49,9 +50,9 @@ class Ingress:
             )
         else:
             self._access = AccessControl(settings.auth, AsyncCalls(rate_limiter))
-        # Ask the engine what it offers now, and load the sentence splitter
+        # Ask the engines what they offer now, and load the sentence splitter
         # the text's head is cut with, not on the first user request.
-        await self._tts.engine_info()
+        await self._tts.catalog()
         split_sentences("Warm up. Ready.")
         self._jobs.runner.start()
 

@@ -6,9 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The model names OpenAI's clients and tools send by default; the service's one engine answers to all of them.
-OPENAI_TTS_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
-
 
 class VoiceReference(BaseModel):
     """OpenAI's form for a custom voice: `{"id": "voice_1234"}`."""
@@ -21,11 +18,15 @@ class SpeechRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(
-        description=f"Any name is accepted ({', '.join(OPENAI_TTS_MODELS)}, or an id from GET /v1/models); "
-        "the service's one engine speaks."
+        description="tts-1, tts-1-hd, gpt-4o-mini-tts (each mapped to an engine by the openai.models setting), "
+        "an id from GET /v1/models, or any other name (the default engine). It picks the engine for OpenAI's "
+        "voice names (alloy, echo…); a voice of ours is spoken by its own engine."
     )
     input: str
-    voice: str | VoiceReference = Field(description="A preset or a cloned voice id from GET /v1/audio/voices.")
+    voice: str | VoiceReference = Field(
+        description="An OpenAI voice name (alloy, ash, ballad, coral, echo, fable, nova, onyx, sage, shimmer, "
+        "verse; mapped by the openai.voices setting), or a preset or cloned voice id from GET /v1/audio/voices."
+    )
     instructions: str | None = Field(
         None,
         description="Accepted for compatibility and ignored: the engines here cannot be steered by a prompt.",

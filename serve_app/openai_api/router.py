@@ -15,8 +15,7 @@ from serve_app.deadlines import client_deadline
 from serve_app.dependencies import get_tts, get_voices
 from serve_app.error_schemas import GRAPH, error_responses
 from serve_app.openai_api.protocol import ModelList, OpenAIErrorResponse, OpenAIVoiceList, SpeechRequest
-from serve_app.openai_api.serving import model_list, openai_voices, speech_event_stream
-from serve_app.tts.protocol import SpeechParams
+from serve_app.openai_api.serving import model_list, openai_voices, speech_event_stream, speech_params
 from serve_app.tts.serving import TTSServing
 from serve_app.tts.streaming import speech_stream
 from serve_app.voices.serving import VoicesServing
@@ -60,7 +59,7 @@ async def create_speech(
 ):
     await charge_characters(request, len(body.input))
     # `instructions` has nowhere to go: no engine here takes a style prompt.
-    params = SpeechParams(text=body.input, voice=body.voice_id, format=body.response_format, speed=body.speed)
+    params = speech_params(body, await tts.catalog(), tts.settings)
     if body.stream_format == "sse":
         return speech_event_stream(await speech_stream(tts, params, deadline), len(body.input))
     if body.stream:
@@ -87,4 +86,4 @@ async def list_voices(voices: VoicesServing = Depends(get_voices)) -> OpenAIVoic
 
 @_get("/v1/models", ModelList, 503)
 async def list_models(tts: TTSServing = Depends(get_tts)) -> ModelList:
-    return model_list(await tts.engine_info(), tts.settings)
+    return model_list(await tts.catalog(), tts.settings)

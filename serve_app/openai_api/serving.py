@@ -15,7 +15,6 @@ from pydantic import BaseModel
 from ray.exceptions import RayTaskError
 
 from serve_app.openai_api.protocol import (
-    OPENAI_TTS_MODELS,
     Model,
     ModelList,
     OpenAIError,
@@ -24,14 +23,16 @@ from serve_app.openai_api.protocol import (
     OpenAIVoiceList,
     SpeechAudioDelta,
     SpeechAudioDone,
+    SpeechRequest,
     SpeechStreamError,
     SpeechUsage,
 )
+from serve_app.tts.protocol import SpeechParams
 from serve_app.version import version_info
 from serve_app.voices.protocol import VoiceList
 from voicegraph.core.errors import VoiceGraphError
 from voicegraph.core.settings import Settings
-from voicegraph.engines import EngineInfo
+from voicegraph.engines.catalog import EngineCatalog, engine_for_openai_model, qualified
 
 logger = logging.getLogger("ray.serve")
 
@@ -106,12 +107,27 @@ def _build_time(settings: Settings) -> int:
         return 0  # "unknown": neither the image nor git said
 
 
-def model_list(info: EngineInfo, settings: Settings) -> ModelList:
-    """The engine's model first, then the OpenAI names it also answers to."""
+def model_list(catalog: EngineCatalog, settings: Settings) -> ModelList:
+    """Each engine's model, then the OpenAI names the service answers to."""
     created = _build_time(settings)
-    return ModelList(
-        data=[Model(id=name, created=created, owned_by="voicegraph") for name in (info.model, *OPENAI_TTS_MODELS)]
-    )
+    names = [info.model for info in catalog.infos()] + list(settings.openai.models)
+    return ModelList(data=[Model(id=name, created=created, owned_by="voicegraph") for name in names])
+
+
+def speech_params(body: SpeechRequest, catalog: EngineCatalog, settings: Settings) -> SpeechParams:
+    """The native request for an OpenAI one. An OpenAI voice name (alloy,
+    echo…) is spoken by the engine `model` maps to, in the voice
+    `openai.voices` gives it there (the engine's default voice where none is
+    given or offered); any other voice is one of ours, spoken by its engine."""
+    voice = body.voice_id
+    if voice in settings.openai.voices:
+        info = engine_for_openai_model(body.model, settings.openai.models, catalog)
+        mapped = settings.openai.voices[voice].get(info.engine)  # type: ignore[call-overload]
+        voice = qualified(info.engine, mapped) if mapped in info.voice_ids() else None
+        return SpeechParams(
+            text=body.input, voice=voice, engine=info.engine, format=body.response_format, speed=body.speed
+        )
+    return SpeechParams(text=body.input, voice=voice, format=body.response_format, speed=body.speed)
 
 
 def openai_voices(voices: VoiceList) -> OpenAIVoiceList:

@@ -29,7 +29,16 @@ class SpeechParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(description="Text to speak; limits are in the service settings.")
-    voice: str | None = Field(None, description="Voice id from GET /v1/voices: a preset or a clone.")
+    voice: str | None = Field(
+        None,
+        description="Voice id from GET /v1/voices: a preset (`engine/voice`, or the bare id where one engine "
+        "offers it) or a clone, spoken by the engine that made it.",
+    )
+    engine: str | None = Field(
+        None,
+        description="Engine that speaks when `voice` is absent (its default voice) or a voice_url is cloned; "
+        "default: the service's default engine. A voice's own engine otherwise.",
+    )
     voice_url: str | None = Field(
         None,
         description="http(s) URL of a reference recording to clone on the fly, instead of `voice`; "

@@ -45,6 +45,7 @@ _AUDIO_RESPONSES = {
                 "(an identical earlier request), miss when it was synthesized",
                 "schema": {"type": "string", "enum": ["hit", "miss"]},
             },
+            "X-Engine": {"description": "The engine that spoke it", "schema": {"type": "string"}},
             "X-Request-ID": {"description": "Id to quote when reporting a problem", "schema": {"type": "string"}},
         },
     }
@@ -65,6 +66,7 @@ async def create_speech(
     headers = {
         "X-Audio-Duration": f"{audio.duration_s:.3f}",
         "X-Chunk-Count": str(len(speech.chunks)),
+        "X-Engine": job.engine,
     }
     if job.voice_cache_hit is not None:
         headers["X-Voice-Cache"] = "hit" if job.voice_cache_hit else "miss"
@@ -85,7 +87,7 @@ async def create_speech(
         )
         return Response(with_captions.model_dump_json(), media_type="application/json", headers=headers)
     stored = await tts.save(speech)
-    info = await tts.engine_info()
+    info = tts.engine_of(job)
     saved = SavedSpeech(
         request_id=request_id(request),
         path=stored.key,

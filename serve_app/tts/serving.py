@@ -30,6 +30,7 @@ from voicegraph.audio.streaming import ChunkInPieces, stream_piece
 from voicegraph.core import metrics
 from voicegraph.core.errors import (
     DeadlineTooShortError,
+    IncompatibleVoiceError,
     InvalidRequestError,
     NotFoundError,
     OverloadedError,
@@ -41,7 +42,8 @@ from voicegraph.core.errors import (
 from voicegraph.core.retry import Retry, retry_async
 from voicegraph.core.settings import Settings
 from voicegraph.engines import EngineInfo, Sampling, Voice
-from voicegraph.engines.base import check_compatible, cloning_unsupported, resolve_language
+from voicegraph.engines.base import check_compatible, resolve_language
+from voicegraph.engines.catalog import SEPARATOR, EngineCatalog, Preset, qualified
 from voicegraph.storage.layout import StoredObject, response_cache_keys
 from voicegraph.storage.response_cache import cache_key, from_sidecar, sidecar
 from voicegraph.text.captions import CaptionFormat, caption_chunks, render
@@ -59,7 +61,8 @@ class SpeechJob:
     """A request after validation: everything the graph needs, nothing optional."""
 
     text: str
-    voice: Voice  # a preset's id or a cloned voice's conditioning
+    engine: str  # the engine that speaks it, its Synthesizer deployment
+    voice: Voice  # a preset's id (the engine's own) or a cloned voice's conditioning
     voice_id: str  # names the voice in storage keys and responses
     language: str
     format: str
@@ -81,16 +84,19 @@ class Speech:
 
 
 class TTSServing:
-    def __init__(self, settings: Settings, chunker, synthesizer, stitcher, storage, profiles):
+    def __init__(self, settings: Settings, chunker, synthesizers: dict, stitcher, storage, profiles):
         self.settings = settings
         self._chunker = chunker
-        self._synthesizer = synthesizer
+        self._synthesizers = synthesizers  # handles by engine
+        self._routed: dict[tuple[str, str | None], object] = {}  # (engine, voice model) → handle
         self._stitcher = stitcher
         self._storage = storage
         self._profiles = profiles
         self._audio = Stitcher(settings)  # plans and joins; the Stitcher encodes
         self.backlog = Backlog(settings.admission.speed_half_life_s)
-        self._engine_info: EngineInfo | None = None
+        self._catalog: EngineCatalog | None = None
+        self._catalog_at = 0.0
+        self._catalog_refresh: asyncio.Task | None = None
         # What this replica has under way, for /health and load tests.
         self.chunks_in_flight = 0
         self.chunks_done = 0
@@ -101,21 +107,51 @@ class TTSServing:
         # Cache writes run after the response; held here so none is collected mid-write.
         self._cache_writes: set[asyncio.Task] = set()
 
-    async def engine_info(self) -> EngineInfo:
-        # Every replica holds the same engine and model: ask once, keep it.
-        if self._engine_info is None:
-            self._engine_info = await self._synthesizer.describe.remote()
-        return self._engine_info
+    async def catalog(self) -> EngineCatalog:
+        """The engines served and their voices. Every replica of an engine
+        holds the same model; voices can be added (Piper's voices_dir), so
+        the answer is asked again, in the background, once it is
+        piper.rescan_interval_s old."""
+        if self._catalog is None:
+            await self._read_catalog()
+        elif time.monotonic() - self._catalog_at >= self.settings.piper.rescan_interval_s and (
+            self._catalog_refresh is None or self._catalog_refresh.done()
+        ):
+            self._catalog_refresh = asyncio.ensure_future(self._read_catalog())
+        assert self._catalog is not None
+        return self._catalog
+
+    async def _read_catalog(self) -> None:
+        engines = list(self._synthesizers)
+        try:
+            infos = await asyncio.gather(*(self._synthesizers[name].describe.remote() for name in engines))
+        except Exception:
+            if self._catalog is None:
+                raise
+            logger.warning("could not refresh the engines' voices; keeping the last answer", exc_info=True)
+            return
+        self._catalog = EngineCatalog(infos, self.settings.engine)
+        self._catalog_at = time.monotonic()
+
+    def engine_of(self, job: SpeechJob) -> EngineInfo:
+        assert self._catalog is not None  # validate() made the job
+        return self._catalog.info(job.engine)
 
     def default_voice(self, info: EngineInfo) -> str:
-        return self.settings.default_voice or info.voices[0].id
+        """An engine's default voice: `default_voice` for the default engine where set."""
+        if self.settings.default_voice and info.engine == self.settings.engine:
+            return self.settings.default_voice
+        return info.voices[0].id
 
     def default_language(self, info: EngineInfo) -> str:
-        return self.settings.default_language or info.default_language
+        if self.settings.default_language and self.settings.default_language in info.languages:
+            return self.settings.default_language
+        return info.default_language
 
     async def validate(self, request: SpeechParams) -> SpeechJob:
         settings = self.settings
-        info = await self.engine_info()
+        catalog = await self.catalog()
+        requested = catalog.info(request.engine) if request.engine else None
         format_name = audio_format(request.format or settings.default_format).name
         if not settings.min_speed <= request.speed <= settings.max_speed:
             raise SpeedOutOfRangeError(
@@ -129,33 +165,64 @@ class TTSServing:
             raise InvalidRequestError("send either voice or voice_url, not both")
         # Last: a voice_url may download and clone, which bad text must not cost.
         if request.voice_url:
-            if not info.can_clone:
-                raise cloning_unsupported(info.engine)
+            info = catalog.cloning_engine(request.engine)
             language = self._language(request.language, info)
-            voice, hit = await self._profiles.from_url.remote(request.voice_url, language)
-            voice_id = "url_" + hashlib.sha256(request.voice_url.encode()).hexdigest()[:12]
+            voice, hit = await self._profiles.from_url.remote(request.voice_url, language, info.engine)
+            digest = hashlib.sha256(f"{info.engine} {request.voice_url}".encode()).hexdigest()[:12]
             return SpeechJob(
-                text, voice, voice_id, language, format_name, request.speed, sampling, hit, normalize
+                text, info.engine, voice, "url_" + digest, language, format_name, request.speed, sampling, hit,
+                normalize,
             )
-        voice_id = request.voice or self.default_voice(info)
-        if voice_id in info.voice_ids():
-            language = self._language(request.language, info, voice_id)
+        default_engine = requested or catalog.default
+        preset = catalog.find_preset(request.voice or self._qualified_default(default_engine))
+        if preset is not None:
+            self._same_engine(requested, preset.engine, request.voice)
+            language = self._language(request.language, preset.info, preset.voice_id)
             return SpeechJob(
-                text, voice_id, voice_id, language, format_name, request.speed, sampling, normalize=normalize
+                text, preset.engine, preset.voice_id, catalog.public_id(preset), language, format_name,
+                request.speed, sampling, normalize=normalize,
             )
+        voice_id = request.voice or ""
         try:
             record, voice = await self._profiles.get.remote(voice_id)
         except NotFoundError:
             raise UnknownVoiceError(
                 f"voice {voice_id!r} does not exist; built-in voices: "
-                f"{', '.join(sorted(info.voice_ids()))}. GET /v1/voices lists them and your clones."
+                f"{', '.join(catalog.all_voice_ids())}. GET /v1/voices lists them and your clones."
             ) from None
+        if record.engine not in catalog.engines:
+            raise IncompatibleVoiceError(
+                f"voice {voice_id!r} was cloned with engine {record.engine}, which this service does not run "
+                f"(it runs {', '.join(catalog.engines)}); clone it again from its reference audio"
+            )
+        info = catalog.info(record.engine)
+        self._same_engine(requested, info.engine, voice_id)
         check_compatible(voice, info.engine, info.model, f"voice {voice_id!r}")
         # A clone speaks the language it was made for unless asked otherwise.
         language = self._language(request.language or record.language, info)
         return SpeechJob(
-            text, voice, voice_id, language, format_name, request.speed, sampling, normalize=normalize
+            text, info.engine, voice, voice_id, language, format_name, request.speed, sampling, normalize=normalize
         )
+
+    def public_voice_id(self, info: EngineInfo, voice_id: str) -> str:
+        """How lists and answers name `info`'s preset `voice_id`."""
+        assert self._catalog is not None
+        if SEPARATOR in voice_id:
+            return voice_id
+        return self._catalog.public_id(Preset(info, voice_id))
+
+    def _qualified_default(self, info: EngineInfo) -> str:
+        voice = self.default_voice(info)
+        return voice if SEPARATOR in voice else qualified(info.engine, voice)
+
+    @staticmethod
+    def _same_engine(requested: EngineInfo | None, engine: str, voice_id: str | None) -> None:
+        # One text, one voice, one engine: a voice is only spoken by its own.
+        if requested is not None and voice_id and requested.engine != engine:
+            raise IncompatibleVoiceError(
+                f"voice {voice_id!r} belongs to engine {engine}, not {requested.engine}; "
+                "send one of that engine's voices, or leave engine out"
+            )
 
     def _language(self, requested: str | None, info: EngineInfo, voice: Voice | None = None) -> str:
         supported = info.languages if voice is None else info.languages_for(voice)
@@ -177,7 +244,7 @@ class TTSServing:
         """The chunker's answer for the text's head, under way, and a call
         that asks for the rest's (None: the head is all): however long the
         text, its first chunks come back as fast as a short text's."""
-        info = await self.engine_info()
+        info = self.engine_of(job)
         max_chars = self._chunk_chars(info, job.language)
         head, tail = split_head(job.text, max_chars, job.language)
         chunk = self._chunker.chunk.remote
@@ -225,7 +292,7 @@ class TTSServing:
         return speech
 
     async def _cache_keys(self, job: SpeechJob) -> tuple[str, str]:
-        info = await self.engine_info()
+        info = self.engine_of(job)
         digest = cache_key(
             text=job.text,
             normalize=job.normalize,
@@ -298,7 +365,7 @@ class TTSServing:
     async def _run_graph(
         self, job: SpeechJob, progress: Progress | None, admitted: bool, deadline: float | None
     ) -> Speech:
-        info = await self.engine_info()
+        info = self.engine_of(job)
         chunks = await self.chunks(job)
         if not admitted:
             self._admit_chunks(len(chunks))
@@ -360,7 +427,7 @@ class TTSServing:
         then is refused.
         """
         started = time.perf_counter()
-        info = await self.engine_info()
+        info = self.engine_of(job)
         settings = self.settings
         head, chunk_rest = await self._chunk_head(job)
         waiting = deque(await head)  # chunks not started yet, in order
@@ -526,7 +593,7 @@ class TTSServing:
         whole-chunk way, with its waits and resends, and comes as one piece.
         After the first piece a failure ends the stream: what was sent is out."""
         with self._in_backlog(len(chunk)), self._in_flight():
-            pieces = self._synthesizer.options(stream=True).synthesize_pieces.remote(
+            pieces = self._synthesizer_for(job).options(stream=True).synthesize_pieces.remote(
                 chunk, job.voice, job.language, job.speed, job.sampling
             )
             sent = False
@@ -541,6 +608,18 @@ class TTSServing:
                 yield await self._send_chunk(chunk, job)
             finally:
                 pieces.cancel()
+
+    def _synthesizer_for(self, job: SpeechJob):
+        """The job's engine's Synthesizer; for a voice that is a model of its
+        own (Piper), routed to replicas that hold it."""
+        model_key = self.engine_of(job).model_key_for(job.voice)
+        handle = self._routed.get((job.engine, model_key))
+        if handle is None:
+            handle = self._synthesizers[job.engine]
+            if model_key is not None:
+                handle = handle.options(multiplexed_model_id=model_key)
+            self._routed[(job.engine, model_key)] = handle
+        return handle
 
     async def _synthesize_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
         with self._in_flight():
@@ -569,7 +648,7 @@ class TTSServing:
         )
 
         async def send() -> np.ndarray:
-            response = self._synthesizer.synthesize.remote(
+            response = self._synthesizer_for(job).synthesize.remote(
                 chunk, job.voice, job.language, job.speed, job.sampling
             )
             try:

@@ -19,8 +19,8 @@ async def speech_stream(tts: TTSServing, body: SpeechParams, deadline: float | N
     # Everything that can be refused is checked before the 200 goes out.
     job = await tts.validate(body)
     fmt = check_stream_format(audio_format(job.format))
-    info = await tts.engine_info()
-    headers = {"X-Accel-Buffering": "no", "Cache-Control": "no-store"}
+    info = tts.engine_of(job)
+    headers = {"X-Accel-Buffering": "no", "Cache-Control": "no-store", "X-Engine": job.engine}
     if job.voice_cache_hit is not None:
         headers["X-Voice-Cache"] = "hit" if job.voice_cache_hit else "miss"
     sample_rate = info.sample_rate_for(job.voice)

@@ -15,7 +15,7 @@ class Voice(BaseModel):
     kind: Literal["preset", "cloned"]
     engine: str
     model: str
-    # False for a clone made by another engine or model than the one serving.
+    # False for a clone made by an engine or model this service does not run.
     usable: bool = True
     language: str | None = None
     sample_rate: int | None = Field(None, description="Hz of this voice's audio, where it has its own.")
@@ -27,10 +27,21 @@ class Voice(BaseModel):
     sample_url: str | None = Field(None, description="Where storage keeps the sample.")
 
 
+class EngineSummary(BaseModel):
+    engine: str
+    model: str
+    default_voice: str
+    default_language: str
+    languages: list[str]
+    can_clone: bool = Field(description="Whether POST /v1/voices can clone a recording with it.")
+
+
 class VoiceList(BaseModel):
+    # The default engine's, as when the service ran one engine.
     engine: str
     model: str
     default_voice: str
     default_language: str
     voices: list[Voice]
     languages: list[str]
+    engines: list[EngineSummary] = Field(description="Every engine served, the default first.")

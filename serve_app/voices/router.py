@@ -10,13 +10,18 @@ from serve_app.dependencies import get_voices
 from serve_app.error_schemas import BODY, GRAPH, LOOKUP, error_responses
 from serve_app.voices.protocol import Voice, VoiceList
 from serve_app.voices.serving import VoicesServing
-from voicegraph.voices.profiles import MAX_VOICE_ID_CHARS, VOICE_ID_PATTERN
+from voicegraph.voices.profiles import MAX_VOICE_ID_CHARS
 
 router = APIRouter(tags=["voices"])
 
+# A clone's id, or a preset's: `engine/voice` (one slash), or bare.
 VoiceId = Annotated[
     str,
-    Path(pattern=VOICE_ID_PATTERN, max_length=MAX_VOICE_ID_CHARS, description="A voice id from GET /v1/voices"),
+    Path(
+        pattern=r"^([a-z]+/)?[^/\x00-\x1f]+$",
+        max_length=MAX_VOICE_ID_CHARS,
+        description="A voice id from GET /v1/voices",
+    ),
 ]
 
 
@@ -27,10 +32,13 @@ async def create_voice(
     language: str | None = Form(None, description="Language the voice will speak; the default if absent."),
     description: str = Form("", max_length=500),
     overwrite: bool = Form(False, description="Replace an existing voice with the same id."),
+    engine: str | None = Form(
+        None, description="Engine to clone with (one that can, GET /v1/voices `engines`); default: the first that can."
+    ),
     voices: VoicesServing = Depends(get_voices),
 ) -> Voice:
     audio = await file.read()
-    return await voices.create(audio, name, language, description, overwrite)
+    return await voices.create(audio, name, language, description, overwrite, engine)
 
 
 @router.get("/v1/voices", response_model=VoiceList, responses=error_responses(503))
@@ -38,13 +46,9 @@ async def list_voices(voices: VoicesServing = Depends(get_voices)) -> VoiceList:
     return await voices.list()
 
 
-@router.get("/v1/voices/{voice_id}", response_model=Voice, responses=error_responses(*LOOKUP, 503))
-async def get_voice(voice_id: VoiceId, voices: VoicesServing = Depends(get_voices)) -> Voice:
-    return await voices.get(voice_id)
-
-
+# Before the voice's own route, which would take `<id>/sample` for an `engine/voice` id.
 @router.get(
-    "/v1/voices/{voice_id}/sample",
+    "/v1/voices/{voice_id:path}/sample",
     response_class=Response,
     responses={
         **error_responses(*LOOKUP, *GRAPH),
@@ -55,6 +59,11 @@ async def get_voice_sample(voice_id: VoiceId, voices: VoicesServing = Depends(ge
     return Response(await voices.sample(voice_id), media_type="audio/wav")
 
 
-@router.delete("/v1/voices/{voice_id}", response_model=Voice, responses=error_responses(*LOOKUP, 409, 503))
+@router.get("/v1/voices/{voice_id:path}", response_model=Voice, responses=error_responses(*LOOKUP, 503))
+async def get_voice(voice_id: VoiceId, voices: VoicesServing = Depends(get_voices)) -> Voice:
+    return await voices.get(voice_id)
+
+
+@router.delete("/v1/voices/{voice_id:path}", response_model=Voice, responses=error_responses(*LOOKUP, 409, 503))
 async def delete_voice(voice_id: VoiceId, voices: VoicesServing = Depends(get_voices)) -> Voice:
     return await voices.delete(voice_id)

@@ -6,22 +6,23 @@ Presets come from the engine; cloned voices from the VoiceProfiles deployment.
 from __future__ import annotations
 
 from serve_app.tts.serving import TTSServing
-from serve_app.voices.protocol import Voice, VoiceList
+from serve_app.voices.protocol import EngineSummary, Voice, VoiceList
 from voicegraph.core.errors import BuiltinVoiceError, NotFoundError
-from voicegraph.engines import EngineInfo, VoiceInfo
-from voicegraph.engines.base import cloning_unsupported, resolve_language
+from voicegraph.engines.base import resolve_language
+from voicegraph.engines.catalog import EngineCatalog, Preset
 from voicegraph.voices.cloning import ClonedReference, check_reference_bytes
 from voicegraph.voices.profiles import VoiceRecord, voice_exists, voice_id_for
 
 
-def preset_voice(preset: VoiceInfo, info: EngineInfo) -> Voice:
+def preset_voice(preset: Preset, public_id: str) -> Voice:
+    voice = next(v for v in preset.info.voices if v.id == preset.voice_id)
     return Voice(
-        id=preset.id, name=preset.name, description=preset.description, kind="preset",
-        engine=info.engine, model=info.model, language=preset.language, sample_rate=preset.sample_rate,
+        id=public_id, name=voice.name, description=voice.description, kind="preset",
+        engine=preset.engine, model=preset.info.model, language=voice.language, sample_rate=voice.sample_rate,
     )
 
 
-def cloned_voice(record: VoiceRecord, info: EngineInfo) -> Voice:
+def cloned_voice(record: VoiceRecord, catalog: EngineCatalog) -> Voice:
     return Voice(
         id=record.id,
         name=record.name,
@@ -29,7 +30,7 @@ def cloned_voice(record: VoiceRecord, info: EngineInfo) -> Voice:
         kind="cloned",
         engine=record.engine,
         model=record.model,
-        usable=(record.engine, record.model) == (info.engine, info.model),
+        usable=record.engine in catalog.engines and catalog.info(record.engine).model == record.model,
         language=record.language,
         created_at=record.created_at,
         method=record.method,
@@ -46,53 +47,61 @@ class VoicesServing:
         self._cloner = cloner
         self._profiles = profiles
 
-    def _presets(self, info: EngineInfo) -> dict[str, VoiceInfo]:
-        return {voice.id: voice for voice in info.voices}
-
     async def create(
-        self, audio: bytes, name: str, language: str | None, description: str, overwrite: bool
+        self, audio: bytes, name: str, language: str | None, description: str, overwrite: bool,
+        engine: str | None = None,
     ) -> Voice:
         settings = self.tts.settings
-        info = await self.tts.engine_info()
+        catalog = await self.tts.catalog()
         # Everything cheap first: a bad name or language must not cost a clone.
-        if not info.can_clone:
-            raise cloning_unsupported(info.engine)
-        voice_id = voice_id_for(name, settings.voices.max_name_chars, set(self._presets(info)))
-        language = resolve_language(
-            language or self.tts.default_language(info), info.languages, info.engine
-        )
+        info = catalog.cloning_engine(engine)
+        taken = {preset.voice_id for preset in catalog.presets()} | set(catalog.all_voice_ids())
+        voice_id = voice_id_for(name, settings.voices.max_name_chars, taken)
+        language = resolve_language(language or self.tts.default_language(info), info.languages, info.engine)
         check_reference_bytes(audio, settings.voices.max_upload_bytes)
         if not overwrite and await self._profiles.exists.remote(voice_id):
             raise voice_exists(voice_id)
-        reference: ClonedReference = await self._cloner.clone.remote(audio, language)
+        reference: ClonedReference = await self._cloner.clone.remote(audio, language, info.engine)
         record: VoiceRecord = await self._profiles.save.remote(
             voice_id, name, description, language, reference, overwrite
         )
-        return cloned_voice(record, info)
+        return cloned_voice(record, catalog)
 
     async def list(self) -> VoiceList:
-        info = await self.tts.engine_info()
+        catalog = await self.tts.catalog()
         records: list[VoiceRecord] = await self._profiles.list_records.remote()
+        default = catalog.default
         return VoiceList(
-            engine=info.engine,
-            model=info.model,
-            default_voice=self.tts.default_voice(info),
-            default_language=self.tts.default_language(info),
-            voices=[preset_voice(v, info) for v in info.voices]
-            + [cloned_voice(record, info) for record in records],
-            languages=list(info.languages),
+            engine=default.engine,
+            model=default.model,
+            default_voice=self.tts.public_voice_id(default, self.tts.default_voice(default)),
+            default_language=self.tts.default_language(default),
+            voices=[preset_voice(preset, catalog.public_id(preset)) for preset in catalog.presets()]
+            + [cloned_voice(record, catalog) for record in records],
+            languages=sorted({language for info in catalog.infos() for language in info.languages}),
+            engines=[
+                EngineSummary(
+                    engine=info.engine,
+                    model=info.model,
+                    default_voice=self.tts.public_voice_id(info, self.tts.default_voice(info)),
+                    default_language=self.tts.default_language(info),
+                    languages=list(info.languages),
+                    can_clone=info.can_clone,
+                )
+                for info in catalog.infos()
+            ],
         )
 
     async def get(self, voice_id: str) -> Voice:
-        info = await self.tts.engine_info()
-        preset = self._presets(info).get(voice_id)
+        catalog = await self.tts.catalog()
+        preset = catalog.find_preset(voice_id)
         if preset is not None:
-            return preset_voice(preset, info)
-        return cloned_voice(await self._profiles.record.remote(voice_id), info)
+            return preset_voice(preset, catalog.public_id(preset))
+        return cloned_voice(await self._profiles.record.remote(voice_id), catalog)
 
     async def sample(self, voice_id: str) -> bytes:
-        info = await self.tts.engine_info()
-        if voice_id in self._presets(info):
+        catalog = await self.tts.catalog()
+        if catalog.find_preset(voice_id) is not None:
             raise NotFoundError(
                 f"{voice_id!r} is a built-in voice and has no stored sample; "
                 "POST /v1/tts with it to hear it"
@@ -100,8 +109,7 @@ class VoicesServing:
         return await self._profiles.sample.remote(voice_id)
 
     async def delete(self, voice_id: str) -> Voice:
-        info = await self.tts.engine_info()
-        if voice_id in self._presets(info):
+        catalog = await self.tts.catalog()
+        if catalog.find_preset(voice_id) is not None:
             raise BuiltinVoiceError(f"{voice_id!r} is a built-in voice and cannot be deleted")
-        return cloned_voice(await self._profiles.delete.remote(voice_id), info)
-
+        return cloned_voice(await self._profiles.delete.remote(voice_id), catalog)

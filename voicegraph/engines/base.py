@@ -16,6 +16,7 @@ from voicegraph.core.errors import (
     UnsupportedLanguageError,
 )
 from voicegraph.text.language import canonical_language
+from voicegraph.text.words import WordTime, estimate_word_times
 
 
 def resolve_language(language: str, supported: Iterable[str], engine: str) -> str:
@@ -172,6 +173,17 @@ class ChunkRequest:
     request_id: str = ""
 
 
+@dataclass(frozen=True)
+class TimedAudio:
+    """A chunk's audio and when each of its words (`text.split()`'s) is said,
+    in seconds from the start of `pcm`."""
+
+    pcm: np.ndarray
+    words: tuple[WordTime, ...]
+    # True where the times are spread by spoken weight, not measured by the engine.
+    words_estimated: bool
+
+
 class Engine(abc.ABC):
     """Text → mono float32 PCM in [-1, 1] at `sample_rate`.
 
@@ -199,6 +211,16 @@ class Engine(abc.ABC):
         decode chunks together (XTTS) override this; the rest take them in turn."""
         return [self.synthesize(c.text, c.voice, c.language, c.speed, c.sampling) for c in chunks]
 
+    def synthesize_timed(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> TimedAudio:
+        """`synthesize`, with its words' times. Engines that know when they
+        say each word override this; for the rest they are estimated over
+        the whole audio."""
+        pcm = self.synthesize(text, voice, language, speed, sampling)
+        seconds = len(pcm) / self.info().sample_rate_for(voice)
+        return TimedAudio(pcm, tuple(estimate_word_times(text, 0.0, seconds)), words_estimated=True)
+
     def synthesize_stream(
         self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
     ) -> Iterator[np.ndarray]:
@@ -223,6 +245,10 @@ class Engine(abc.ABC):
 
     def drop_voice(self, model_key: str, generation: int) -> None:  # noqa: B027 (see load_voice)
         """Let go of a voice model `load_voice` loaded."""
+
+    def held_voices(self) -> list[str]:
+        """Voice models held loaded, least recently used first."""
+        return []
 
     def check_health(self) -> None:  # noqa: B027 (optional: most engines have nothing to check)
         """Raise if this engine can no longer work (a broken GPU context)."""

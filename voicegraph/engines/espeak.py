@@ -8,7 +8,9 @@ so every call in a process goes through one lock.
 from __future__ import annotations
 
 import ctypes
+import re
 import threading
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,12 +21,14 @@ from voicegraph.engines.base import (
     Engine,
     EngineInfo,
     Sampling,
+    TimedAudio,
     Voice,
     VoiceInfo,
     check_compatible,
     check_voice,
     resolve_language,
 )
+from voicegraph.text.words import WordTime, estimate_word_times, trim_silence
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 # Audio per synthesis callback. eSpeak's default, 60 ms, costs one Python
@@ -34,6 +38,12 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _BUFFER_MS = 1000
 _CHARS_UTF8 = 1
 _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
+_EVENT_LIST_TERMINATED, _EVENT_WORD = 0, 1
+# eSpeak's pauses are exact zeros; its quietest speech is far louder than this.
+_SILENCE = 2**-10
+_WORD = re.compile(r"\S+")
+# Where each word eSpeak says starts: (character index in the text, millisecond in the audio).
+_WordStarts = list[tuple[int, int]]
 _MIN_RATE, _MAX_RATE = 80, 500  # words per minute eSpeak NG accepts
 # eSpeak has no model context limit; this size keeps chunks sentence-sized
 # so a long text fans out over every Synthesizer replica.
@@ -87,8 +97,27 @@ class _EspeakVoice(ctypes.Structure):
     ]
 
 
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _EspeakEvent(ctypes.Structure):
+    """speak_lib.h's espeak_EVENT."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),  # espeak_EVENT_TYPE, an enum
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),  # characters from the start of the text, from 1
+        ("length", ctypes.c_int),  # of the word, in characters
+        ("audio_position", ctypes.c_int),  # milliseconds from the start of the audio
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
 _SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_EspeakEvent)
 )
 
 
@@ -116,6 +145,7 @@ class _Library:
         if self.sample_rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed ({self.sample_rate})")
         self._buffers: list[np.ndarray] = []
+        self._word_starts: _WordStarts = []
         # Kept on self: ctypes must not garbage-collect a callback C still holds.
         self._callback = _SynthCallback(self._collect)
         lib.espeak_SetSynthCallback(self._callback)
@@ -129,9 +159,14 @@ class _Library:
                 cls._instance = cls()
             return cls._instance
 
-    def _collect(self, samples, count, _events) -> int:
+    def _collect(self, samples, count, events) -> int:
         if count > 0:
             self._buffers.append(np.ctypeslib.as_array(samples, shape=(count,)).copy())
+        index = 0
+        while events and (event := events[index]).type != _EVENT_LIST_TERMINATED:
+            if event.type == _EVENT_WORD:
+                self._word_starts.append((event.text_position - 1, event.audio_position))
+            index += 1
         return 0
 
     def _voices_by_language(self) -> dict[str, str]:
@@ -152,23 +187,24 @@ class _Library:
             index += 1
         return {code: identifier for code, (_, identifier) in sorted(best.items())}
 
-    def synthesize(self, voice_name: str, text: str, params: dict[int, int]) -> np.ndarray:
+    def synthesize(self, voice_name: str, text: str, params: dict[int, int]) -> tuple[np.ndarray, _WordStarts]:
         with self.lock:
             if self.lib.espeak_SetVoiceByName(voice_name.encode("ascii")) != 0:
                 raise RuntimeError(f"eSpeak rejected voice {voice_name!r}")
             for parameter, value in params.items():
                 self.lib.espeak_SetParameter(parameter, value, 0)
-            self._buffers = []
+            self._buffers, self._word_starts = [], []
             data = text.encode("utf-8") + b"\0"
             status = self.lib.espeak_Synth(data, len(data), 0, 0, 0, _CHARS_UTF8, None, None)
             buffers, self._buffers = self._buffers, []
+            word_starts, self._word_starts = self._word_starts, []
         if status != 0:
             raise RuntimeError(f"espeak_Synth failed with status {status}")
         if not buffers:
-            return np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.float32), word_starts
         pcm = np.concatenate(buffers).astype(np.float32)
         pcm *= 1.0 / 32768.0  # int16 over 32768 is within [-1, 1) already
-        return pcm
+        return pcm, word_starts
 
 
 @dataclass(frozen=True)
@@ -207,9 +243,7 @@ class EspeakEngine(Engine):
         preset = self._presets[check_voice(voice, self._presets)]
         return preset.variant, preset.pitch, preset.pitch_range, preset.rate
 
-    def synthesize(
-        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
-    ) -> np.ndarray:
+    def _speak(self, text: str, voice: Voice, language: str, speed: float) -> tuple[np.ndarray, _WordStarts]:
         variant, pitch, pitch_range, base_rate = self._voice_settings(voice)
         language = resolve_language(language, self._library.voice_by_language, "espeak")
         identifier = self._library.voice_by_language[language]
@@ -222,6 +256,18 @@ class EspeakEngine(Engine):
             _PARAM_VOLUME: 100,
         }
         return self._library.synthesize(voice_name, text, params)
+
+    def synthesize(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> np.ndarray:
+        return self._speak(text, voice, language, speed)[0]
+
+    def synthesize_timed(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> TimedAudio:
+        pcm, word_starts = self._speak(text, voice, language, speed)
+        words = _word_times(text, word_starts, pcm, self._library.sample_rate)
+        return TimedAudio(pcm, tuple(words), words_estimated=not word_starts)
 
     def clone(self, pcm: np.ndarray, rate: int) -> ClonedVoice:
         """Parametric cloning: eSpeak cannot copy a timbre, but it can match the
@@ -263,7 +309,7 @@ class EspeakEngine(Engine):
                     _PARAM_RATE: _BASE_RATE, _PARAM_PITCH: pitch,
                     _PARAM_RANGE: _BASE_RANGE, _PARAM_VOLUME: 100,
                 }
-                return self._library.synthesize(name, _CALIBRATION_TEXT, params)
+                return self._library.synthesize(name, _CALIBRATION_TEXT, params)[0]
 
             f0s = np.array([median_f0(speak(p), rate) for p in _CALIBRATION_PITCHES])
             base = voice_stats(speak(50), rate)
@@ -275,3 +321,32 @@ class EspeakEngine(Engine):
                 range_semitones=max(base.range_semitones(), 0.5),
             )
         return self._calibrations[variant]
+
+
+def _word_times(text: str, word_starts: _WordStarts, pcm: np.ndarray, rate: int) -> list[WordTime]:
+    """The words of `text` timed by eSpeak's word events: each runs from its
+    first event to the next timed word's, less the silence at its end (the
+    pause after a comma is no part of the word). Words eSpeak gives no event
+    (it says "in the" as one) share their timed neighbour's span by weight."""
+    words = list(_WORD.finditer(text))
+    ends = [word.end() for word in words]
+    starts: dict[int, float] = {}
+    for position, milliseconds in word_starts:
+        # An event inside a word ("7:45" is three) or in the space before it times that word.
+        index = bisect_right(ends, position)
+        if index < len(words):
+            starts.setdefault(index, milliseconds / 1000)
+    audio_end = len(pcm) / rate
+    timed = sorted(starts)
+    if not timed or timed[0] != 0:
+        starts[0] = 0.0
+        timed.insert(0, 0)
+    spans: list[WordTime] = []
+    for begin, following in zip(timed, [*timed[1:], len(words)]):
+        # Never before the words already timed, nor past the audio, whatever an event says.
+        start = min(max(starts[begin], spans[-1].end_s if spans else 0.0), audio_end)
+        end = starts[following] if following < len(words) else audio_end
+        run = " ".join(word[0] for word in words[begin:following])
+        spans.extend(estimate_word_times(run, start, max(start, min(end, audio_end))))
+    return trim_silence(spans, pcm, rate, _SILENCE)
+

@@ -12,9 +12,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from voicegraph.core.errors import UnsupportedFormatError
+
+if TYPE_CHECKING:
+    # Only a type here: words.py builds on this module (speech_weight, spread).
+    from voicegraph.text.words import WordTime
 
 # Added per word to its letter count. Spoken length follows syllables more than
 # spelling: "a" or "I" still takes a whole syllable, and a word boundary costs an
@@ -29,6 +33,8 @@ class Caption:
     start_s: float
     end_s: float
     text: str
+    # When each word of the sentence is said, where known (`words.WordTime`).
+    words: tuple[WordTime, ...] = ()
 
 
 def speech_weight(sentence: str) -> float:
@@ -37,16 +43,22 @@ def speech_weight(sentence: str) -> float:
     return letters + _WORD_WEIGHT * len(sentence.split())
 
 
-def _caption_chunk(sentences: Sequence[str], start_s: float, end_s: float) -> list[Caption]:
-    weights = [speech_weight(s) for s in sentences]
+def spread(weights: Sequence[float], start_s: float, end_s: float) -> list[tuple[float, float]]:
+    """[start_s, end_s] cut into consecutive (start, end) spans, one per
+    (positive) weight and as long as its share of the total."""
+    if not weights:
+        return []
     total = sum(weights)
     duration = end_s - start_s
     # Boundaries from cumulative weight, the last pinned to end_s, so float
-    # error can neither push a sentence past the chunk nor leave a gap inside it.
-    bounds = [start_s + duration * (w / total) for w in accumulate(weights[:-1])]
-    starts = [start_s, *bounds]
-    ends = [*bounds, end_s]
-    return [Caption(s, e, text) for s, e, text in zip(starts, ends, sentences)]
+    # error can neither push a span past end_s nor leave a gap between two.
+    bounds = [min(start_s + duration * (w / total), end_s) for w in accumulate(weights[:-1])]
+    return list(zip([start_s, *bounds], [*bounds, end_s]))
+
+
+def _caption_chunk(sentences: Sequence[str], start_s: float, end_s: float) -> list[Caption]:
+    spans = spread([speech_weight(s) for s in sentences], start_s, end_s)
+    return [Caption(s, e, text) for (s, e), text in zip(spans, sentences)]
 
 
 def caption_chunks(
@@ -114,16 +126,20 @@ def to_srt(captions: list[Caption]) -> str:
     )
 
 
-def to_json(captions: list[Caption]) -> list[dict[str, float | str]]:
+def _seconds(seconds: float) -> float:
     # Same millisecond rounding as the text formats, so all three agree.
-    return [
-        {
-            "start": _milliseconds(c.start_s) / 1000,
-            "end": _milliseconds(c.end_s) / 1000,
-            "text": c.text,
-        }
-        for c in captions
-    ]
+    return _milliseconds(seconds) / 1000
+
+
+def _json_caption(c: Caption) -> dict[str, float | str | list]:
+    caption: dict[str, float | str | list] = {"start": _seconds(c.start_s), "end": _seconds(c.end_s), "text": c.text}
+    if c.words:
+        caption["words"] = [{"word": w.word, "start": _seconds(w.start_s), "end": _seconds(w.end_s)} for w in c.words]
+    return caption
+
+
+def to_json(captions: list[Caption]) -> list[dict[str, float | str | list]]:
+    return [_json_caption(c) for c in captions]
 
 
 _RENDERERS: dict[str, tuple[Callable[[list[Caption]], str | list], str]] = {

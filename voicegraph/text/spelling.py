@@ -22,15 +22,20 @@ English style, chosen once so that output is predictable:
 Each rule is a `read_*` function from text to text; `spell_out`
 applies them in order, addresses first so their digits are not taken for
 dates, and plain numbers last so that every earlier rule sees its digits.
+The rules also take a `Spoken`, the text as said so far with, for each of
+its characters, the written characters it says: `normalize_with_spans`
+is `spell_out` keeping that account, so word timestamps can be shown on
+the words as written ("7:45" on "seven forty-five").
 """
 
 from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache, partial
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from num2words import CONVERTER_CLASSES, num2words
 
@@ -122,23 +127,71 @@ def _match_case(written: str, expansion: str) -> str:
 
 # --- Applying a rule ------------------------------------------------------
 
-
-def _spaced(match: re.Match[str], words: str) -> str:
-    """words in place of match, with a space where they would touch a letter or digit."""
-    text, start, end = match.string, match.start(), match.end()
-    before = " " if start > 0 and text[start - 1].isalnum() else ""
-    after = " " if end < len(text) and text[end].isalnum() else ""
-    return f"{before}{words}{after}"
+# A span [start, end) of the written text.
+Span = tuple[int, int]
 
 
-def _substitute(pattern: re.Pattern[str], read: Callable[[re.Match[str]], str | None], text: str) -> str:
-    """Replace each match by what read says, or leave it where read says None."""
+@dataclass(frozen=True)
+class Spoken:
+    """`written` as said so far (`text`), and for each character of `text`
+    the span of `written` it says; None for a space a rule put between words."""
 
-    def replace(match: re.Match[str]) -> str:
-        words = read(match)
-        return match[0] if words is None else _spaced(match, words)
+    written: str
+    text: str
+    sources: tuple[Span | None, ...]
 
-    return pattern.sub(replace, text)
+    @classmethod
+    def of(cls, written: str) -> Spoken:
+        return cls(written, written, tuple(zip(range(len(written)), range(1, len(written) + 1))))
+
+    def source(self, start: int, end: int) -> Span | None:
+        """The written span that text[start:end] says, None if it says none."""
+        spans = [span for span in self.sources[start:end] if span is not None]
+        return (min(s for s, _ in spans), max(e for _, e in spans)) if spans else None
+
+
+# What a rule says for a match: words for all of it, or in parts, each the
+# words for one span of the matched text (in `match.string`), so a match over
+# several written words ("7:45 a.m.") says which words each part reads.
+Reading = str | Sequence[tuple[str, Span]]
+_Text = TypeVar("_Text", str, Spoken)
+
+
+def _substitute(pattern: re.Pattern[str], read: Callable[[re.Match[str]], Reading | None], text: _Text) -> _Text:
+    """Replace each match by what read says, or leave it where read says None;
+    with a space where the words would touch a letter or digit."""
+    spoken = Spoken.of(text) if isinstance(text, str) else text
+    said: list[str] = []
+    sources: list[Span | None] = []
+
+    def say(words: str, source: Span | None) -> None:
+        said.append(words)
+        sources.extend([source] * len(words))
+
+    done = 0
+    for match in pattern.finditer(spoken.text):
+        reading = read(match)
+        if reading is None:
+            continue
+        start, end = match.span()
+        said.append(spoken.text[done:start])
+        sources.extend(spoken.sources[done:start])
+        if start > 0 and spoken.text[start - 1].isalnum():
+            say(" ", None)
+        parts = [(reading, (start, end))] if isinstance(reading, str) else reading
+        for index, (words, span) in enumerate(parts):
+            if index:
+                say(" ", None)
+            say(words, spoken.source(*span))
+        if end < len(spoken.text) and spoken.text[end].isalnum():
+            say(" ", None)
+        done = end
+    if not said:
+        return text
+    said.append(spoken.text[done:])
+    sources.extend(spoken.sources[done:])
+    result = Spoken(spoken.written, "".join(said), tuple(sources))
+    return result.text if isinstance(text, str) else result
 
 
 # --- Addresses ------------------------------------------------------------
@@ -171,11 +224,11 @@ def _address(match: re.Match[str]) -> str:
     return " ".join(spoken.split())
 
 
-def read_emails(text: str) -> str:
+def read_emails(text: _Text) -> _Text:
     return _substitute(_EMAIL, _address, text)
 
 
-def read_urls(text: str) -> str:
+def read_urls(text: _Text) -> _Text:
     return _substitute(_URL, _address, text)
 
 
@@ -213,15 +266,16 @@ _CLOCK = re.compile(
 _HOUR = re.compile(rf"(?<![\w:.])(?P<hour>1[0-2]|0?[1-9]){_AM_PM}")
 
 
-def _date(year: str | None, month: int, day: str) -> str | None:
-    """"November twenty-first, twenty twenty-six", or None for no such day."""
+def _date(year: str | None, month: int, day: str) -> list[str] | None:
+    """Month, day and year as said, ["November", "twenty-first,", "twenty
+    twenty-six"] (no year: two), or None for no such day."""
     try:
         # 2000 is a leap year: "29 February" without a year is a real day.
         datetime.date(int(year) if year else 2000, month, int(day))
     except ValueError:
         return None
-    words = f"{_MONTHS[month - 1]} {_words(day, to='ordinal')}"
-    return f"{words}, {_year(year)}" if year else words
+    said = [_MONTHS[month - 1], _words(day, to="ordinal")]
+    return [said[0], f"{said[1]},", _year(year)] if year else said
 
 
 def _plain_numbers(*parts: str) -> str:
@@ -230,22 +284,30 @@ def _plain_numbers(*parts: str) -> str:
 
 def _iso_date(match: re.Match[str]) -> str:
     year, month, day = match["year"], match["month"], match["day"]
-    return _date(year, int(month), day) or _plain_numbers(year, month, day)
+    date = _date(year, int(month), day)
+    return " ".join(date) if date else _plain_numbers(year, month, day)
 
 
 def _numeric_date(match: re.Match[str], month_first: bool) -> str:
     first, second, year = match["first"], match["second"], match["year"]
     month, day = (first, second) if month_first else (second, first)
-    return _date(year, int(month), day) or _date(year, int(day), month) or _plain_numbers(first, second, year)
+    date = _date(year, int(month), day) or _date(year, int(day), month)
+    return " ".join(date) if date else _plain_numbers(first, second, year)
 
 
-def _named_month_date(match: re.Match[str]) -> str | None:
-    # An impossible day ("May 45") is left for the plain-number rule.
-    return _date(match["year"], _MONTH_NUMBERS[match["month"]], match["day"])
+def _named_month_date(match: re.Match[str]) -> Reading | None:
+    date = _date(match["year"], _MONTH_NUMBERS[match["month"]], match["day"])
+    if date is None:
+        return None  # an impossible day ("May 45") is left for the plain-number rule
+    return list(zip(date, (match.span("month"), match.span("day"), match.span("year"))))
 
 
-def _time(hour: str, minute: str, second: str | None, half: str | None) -> str:
-    words = [_words(hour)]
+def _time(match: re.Match[str]) -> Reading:
+    """A `_CLOCK` or `_HOUR`: the clock ("seven forty-five"), then the half of
+    the day ("a m") from the written word it reads."""
+    fields = match.groupdict()
+    minute, second, half = fields.get("minute") or "00", fields.get("second"), fields["half"]
+    words = [_words(fields["hour"])]
     if minute == "00":
         if not half:
             words.append("o'clock")
@@ -255,27 +317,28 @@ def _time(hour: str, minute: str, second: str | None, half: str | None) -> str:
         words.append(_words(minute))
     if second and second != "00":
         words += ["and", _count(second.lstrip("0"), "second", "seconds")]
-    if half:
-        words += [half.lower(), "m"]
-    return " ".join(words)
+    if not half:
+        return " ".join(words)
+    clock_end = max(match.end(field) for field in ("hour", "minute", "second") if fields.get(field))
+    return [(" ".join(words), (match.start(), clock_end)), (f"{half.lower()} m", (match.start("half"), match.end()))]
 
 
-def read_iso_dates(text: str) -> str:
+def read_iso_dates(text: _Text) -> _Text:
     return _substitute(_ISO_DATE, _iso_date, text)
 
 
-def read_numeric_dates(text: str, month_first: bool = True) -> str:
+def read_numeric_dates(text: _Text, month_first: bool = True) -> _Text:
     return _substitute(_NUMERIC_DATE, partial(_numeric_date, month_first=month_first), text)
 
 
-def read_month_dates(text: str) -> str:
+def read_month_dates(text: _Text) -> _Text:
     text = _substitute(_MONTH_DAY, _named_month_date, text)
     return _substitute(_DAY_MONTH, _named_month_date, text)
 
 
-def read_times(text: str) -> str:
-    text = _substitute(_CLOCK, lambda m: _time(m["hour"], m["minute"], m["second"], m["half"]), text)
-    return _substitute(_HOUR, lambda m: _time(m["hour"], "00", None, m["half"]), text)
+def read_times(text: _Text) -> _Text:
+    text = _substitute(_CLOCK, _time, text)
+    return _substitute(_HOUR, _time, text)
 
 
 # --- Phone numbers and slashes --------------------------------------------
@@ -295,31 +358,38 @@ _FRACTIONS = {
 }
 
 
-def _phone(match: re.Match[str]) -> str | None:
-    groups = _DIGIT_GROUP.findall(match[0])
+def _phone(match: re.Match[str]) -> Reading | None:
+    groups = list(_DIGIT_GROUP.finditer(match.string, match.start(), match.end()))
     # "100-2000" is a range: phone numbers are seldom both round.
-    if len(groups) == 2 and all(group.endswith("0") for group in groups):
+    if len(groups) == 2 and all(group[0].endswith("0") for group in groups):
         return None
-    spoken = ", ".join(_digits(group) for group in groups)
-    return f"plus {spoken}" if match[0].startswith("+") else spoken
+    said = [(f"{_digits(group[0])},", group.span()) for group in groups]
+    said[-1] = (said[-1][0].removesuffix(","), said[-1][1])
+    if match[0].startswith("+"):
+        said.insert(0, ("plus", (match.start(), match.start() + 1)))
+    return said
 
 
-def _slashed(match: re.Match[str]) -> str:
+def _slashed(match: re.Match[str]) -> Reading:
     """"3/4" → "three quarters", "24/7" → "twenty-four seven"."""
     whole, top, bottom = match["whole"], match["top"], match["bottom"]
     names = _FRACTIONS.get(int(bottom))
     if names and int(top) < int(bottom):
         said = f"{_words(top)} {names[0] if int(top) == 1 else names[1]}"
-        return f"{_integer(whole)} and {said}" if whole else said
-    said = f"{_integer(top)} {_integer(bottom)}"
-    return f"{_integer(whole)} {said}" if whole else said
+        whole_said = f"{_integer(whole)} and" if whole else ""
+    else:
+        said = f"{_integer(top)} {_integer(bottom)}"
+        whole_said = _integer(whole) if whole else ""
+    if not whole:
+        return said
+    return [(whole_said, match.span("whole")), (said, (match.start("top"), match.end()))]
 
 
-def read_phone_numbers(text: str) -> str:
+def read_phone_numbers(text: _Text) -> _Text:
     return _substitute(_PHONE, _phone, text)
 
 
-def read_slashed_numbers(text: str) -> str:
+def read_slashed_numbers(text: _Text) -> _Text:
     return _substitute(_SLASHED, _slashed, text)
 
 
@@ -425,25 +495,29 @@ def _quantity(match: re.Match[str]) -> str:
     return _signed(match["sign"], said)
 
 
-def _measure(match: re.Match[str]) -> str:
+def _measure(match: re.Match[str]) -> Reading:
     one, many = _UNITS[match["unit"]]
     singular = match["number"] == "1" and not match["low"]
-    return f"{_quantity(match)} {one if singular else many}"
+    return [(_quantity(match), (match.start(), match.end("number"))), (one if singular else many, match.span("unit"))]
 
 
-def read_money(text: str) -> str:
+def _percentage(match: re.Match[str]) -> Reading:
+    return [(_quantity(match), (match.start(), match.end("number"))), ("percent", (match.end("number"), match.end()))]
+
+
+def read_money(text: _Text) -> _Text:
     return _substitute(_MONEY, _money, text)
 
 
-def read_percentages(text: str) -> str:
-    return _substitute(_PERCENT, lambda m: f"{_quantity(m)} percent", text)
+def read_percentages(text: _Text) -> _Text:
+    return _substitute(_PERCENT, _percentage, text)
 
 
-def read_ordinals(text: str) -> str:
+def read_ordinals(text: _Text) -> _Text:
     return _substitute(_ORDINAL, lambda m: _words(m["number"].replace(",", ""), to="ordinal"), text)
 
 
-def read_units(text: str) -> str:
+def read_units(text: _Text) -> _Text:
     return _substitute(_UNIT, _measure, text)
 
 
@@ -465,8 +539,11 @@ _FOREIGN_NUMBER = re.compile(
 )
 
 
-def _number_sign(match: re.Match[str]) -> str:
-    return f"{_match_case(match['word'] or '', 'number')} {_integer(match['digits'])}"
+def _number_sign(match: re.Match[str]) -> Reading:
+    return [
+        (_match_case(match["word"] or "", "number"), (match.start(), match.start("digits"))),
+        (_integer(match["digits"]), match.span("digits")),
+    ]
 
 
 def _year_or_integer(digits: str) -> str:
@@ -508,24 +585,24 @@ def _foreign_number(match: re.Match[str], language: str) -> str:
     return _words(digits, language)
 
 
-def read_number_signs(text: str) -> str:
+def read_number_signs(text: _Text) -> _Text:
     return _substitute(_NUMBER_SIGN, _number_sign, text)
 
 
-def read_ranges(text: str) -> str:
+def read_ranges(text: _Text) -> _Text:
     return _substitute(_RANGE, _range, text)
 
 
-def read_years(text: str) -> str:
+def read_years(text: _Text) -> _Text:
     text = _substitute(_YEAR, _year_match, text)
     return _substitute(_DECADE, lambda m: _pluralise(_words(m["decade"])), text)
 
 
-def read_numbers(text: str) -> str:
+def read_numbers(text: _Text) -> _Text:
     return _substitute(_ENGLISH_NUMBER, _english_number, text)
 
 
-def read_foreign_numbers(text: str, language: str) -> str:
+def read_foreign_numbers(text: _Text, language: str) -> _Text:
     """Plain integers in a num2words language; "3,14" or "1.000" are left as
     they are, since which separator is the decimal one depends on the locale."""
     return _substitute(_FOREIGN_NUMBER, partial(_foreign_number, language=language), text)
@@ -560,7 +637,7 @@ def _abbreviation(match: re.Match[str], expansions: dict[str, str]) -> str:
     return _match_case(match["written"], expansions[match["written"].lower()])
 
 
-def expand_abbreviations(text: str) -> str:
+def expand_abbreviations(text: _Text) -> _Text:
     text = _substitute(_TITLE, lambda m: _TITLES[m["title"]], text)
     text = _substitute(_SAINT, lambda m: "Saint", text)
     text = _substitute(_STREET, lambda m: "Street", text)
@@ -568,14 +645,14 @@ def expand_abbreviations(text: str) -> str:
     return _substitute(_INNER_ABBREVIATION, partial(_abbreviation, expansions=_INNER_ABBREVIATIONS), text)
 
 
-def read_symbols(text: str) -> str:
+def read_symbols(text: _Text) -> _Text:
     return _substitute(_SYMBOL, lambda m: _SYMBOL_WORDS[m[0][0]], text)
 
 
 # --- Entry point ----------------------------------------------------------
 
 
-def _english_rules(month_first: bool) -> tuple[Callable[[str], str], ...]:
+def _english_rules(month_first: bool) -> tuple[Callable[[Spoken], Spoken], ...]:
     return (
         read_emails,
         read_urls,
@@ -606,16 +683,22 @@ def _num2words_language(base: str, region: str) -> str | None:
     return None
 
 
+def normalize_with_spans(text: str, language: str) -> Spoken:
+    """`spell_out`, with the written span each character it says comes from."""
+    spoken = Spoken.of(text)
+    base, _, region = canonical_language(language).partition("-")
+    if base == _ENGLISH:
+        for rule in _english_rules(month_first=region in ("", "us")):
+            spoken = rule(spoken)
+        return spoken
+    converter = _num2words_language(base, region)
+    return read_foreign_numbers(spoken, converter) if converter else spoken
+
+
 def spell_out(text: str, language: str) -> str:
     """text with what an engine would misread spelt out as words.
 
     language is a tag like "en", "en-GB" or "pt-br". English gets every rule;
     other languages only their integers, where num2words supports them.
     """
-    base, _, region = canonical_language(language).partition("-")
-    if base == _ENGLISH:
-        for rule in _english_rules(month_first=region in ("", "us")):
-            text = rule(text)
-        return text
-    converter = _num2words_language(base, region)
-    return read_foreign_numbers(text, converter) if converter else text
+    return normalize_with_spans(text, language).text

@@ -47,12 +47,14 @@ class Synthesizer(Protocol):
 
 
 class VoiceCloner:
-    def __init__(self, settings: Settings, synthesizer: Synthesizer):
+    def __init__(self, settings: Settings, synthesizers: dict[str, Synthesizer]):
         self._settings = settings
-        self._synthesizer = synthesizer
+        self._synthesizers = synthesizers  # by engine
         self._stitcher = Stitcher(settings)
 
-    async def clone(self, data: bytes, language: str, with_sample: bool = True) -> ClonedReference:
+    async def clone(self, data: bytes, language: str, engine: str, with_sample: bool = True) -> ClonedReference:
+        """A voice of `engine` (which the caller checked can clone) from `data`."""
+        synthesizer = self._synthesizers[engine]
         voices = self._settings.voices
         check_reference_bytes(data, voices.max_upload_bytes)
         # ffmpeg and the analysis are CPU work: keep this replica's loop free.
@@ -60,15 +62,15 @@ class VoiceCloner:
         reference = prepare_reference(
             pcm, ANALYSIS_RATE, min_speech_s=voices.min_speech_s, max_speech_s=voices.max_speech_s
         )
-        voice: ClonedVoice = await self._synthesizer.clone_voice(reference.pcm, reference.rate)
+        voice: ClonedVoice = await synthesizer.clone_voice(reference.pcm, reference.rate)
         sample = None
         if with_sample:
-            sample = await self._sample(voice, language)
+            sample = await self._sample(synthesizer, voice, language)
         return ClonedReference(voice, reference.speech_s, reference.original_s, sample)
 
-    async def _sample(self, voice: ClonedVoice, language: str) -> bytes:
-        info = await self._synthesizer.describe()
-        pcm = await self._synthesizer.synthesize(
+    async def _sample(self, synthesizer: Synthesizer, voice: ClonedVoice, language: str) -> bytes:
+        info = await synthesizer.describe()
+        pcm = await synthesizer.synthesize(
             self._settings.voices.sample_text, voice, language, 1.0
         )
         # Through the stitcher's loudness and encoding, so a sample sounds like a generation.

@@ -318,16 +318,18 @@ class VoiceProfiles:
             await self._storage.delete(record.sample_path)
             return record
 
-    async def from_url(self, url: str, language: str) -> tuple[ClonedVoice, bool]:
-        """The voice of the reference at `url`, and whether the cache served it.
+    async def from_url(self, url: str, language: str, engine: str) -> tuple[ClonedVoice, bool]:
+        """`engine`'s voice of the reference at `url`, and whether the cache served it.
 
         The cache is revalidated on every request (ETag / Last-Modified), so a
         changed file is cloned again and an unchanged one is neither
         downloaded nor cloned.
         """
         outbound, voices = self._settings.outbound, self._settings.voices
-        async with self._locks.hold("url:" + url):
-            cached: UrlVoice | None = self._urls.lookup(url)
+        # One clone per engine and URL: a voice is only meaningful to the engine that made it.
+        cache_key = f"{engine} {url}"
+        async with self._locks.hold("url:" + cache_key):
+            cached: UrlVoice | None = self._urls.lookup(cache_key)
             resource = await asyncio.to_thread(
                 fetch, url, allow=self._allow, max_bytes=voices.max_upload_bytes,
                 timeout_s=outbound.timeout_s, max_redirects=outbound.max_redirects,
@@ -343,11 +345,11 @@ class VoiceProfiles:
                 self._count("url_cache_hit")
                 return cached.voice, True
             reference: ClonedReference = await self._cloner.clone(
-                resource.content, language, with_sample=False
+                resource.content, language, engine, with_sample=False
             )
             self._count("clone_url")
             self._urls.remember(
-                url, UrlVoice(reference.voice, resource.etag, resource.last_modified, digest)
+                cache_key, UrlVoice(reference.voice, resource.etag, resource.last_modified, digest)
             )
             return reference.voice, False
 

@@ -16,6 +16,7 @@ from voicegraph.core.errors import (
     SynthesisError,
 )
 from voicegraph.core.settings import Settings
+from voicegraph.engines.catalog import EngineCatalog
 from voicegraph.engines.espeak import EspeakEngine
 
 
@@ -89,7 +90,7 @@ def test_closing_the_events_closes_the_audio_at_once():
 
 @pytest.mark.parametrize("build_time, created", [("2026-11-01T10:00:00+00:00", 1793527200), ("unknown", 0)])
 def test_models_are_dated_by_the_build_an_image_states(build_time, created):
-    models = model_list(EspeakEngine().info(), Settings(engine="espeak", git_sha="abc", build_time=build_time))
+    models = model_list(EngineCatalog([EspeakEngine().info()], "espeak"), Settings(engine="espeak", git_sha="abc", build_time=build_time))
     assert [(model.id, model.created) for model in models.data] == [
         ("espeak-ng-1.52", created), ("tts-1", created), ("tts-1-hd", created), ("gpt-4o-mini-tts", created),
     ]

@@ -9,6 +9,8 @@ from serve_app.tts.serving import SpeechJob, TTSServing
 from tests.helpers.handles import Call, Response
 from voicegraph.core.errors import OverloadedError, ReplicaFaultError
 from voicegraph.core.settings import Settings
+from voicegraph.engines.base import EngineInfo, VoiceInfo
+from voicegraph.engines.catalog import EngineCatalog
 from voicegraph.text.chunking import Chunk
 
 
@@ -27,19 +29,29 @@ class Synthesizer:
         self.synthesize = Method(outcomes)
 
 
+def serving_one(info: EngineInfo) -> EngineCatalog:
+    """The catalog of a service running the one stand-in engine."""
+    return EngineCatalog([info], info.engine)
+
+
+TEST_ENGINE = EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400})
+
+
 def serving(outcomes, retries=3):
     settings = Settings(synthesizer={"replica_fault_retries": retries, "replica_fault_backoff_s": 0})
-    return TTSServing(settings, None, Synthesizer(outcomes), None, None, None)
+    tts = TTSServing(settings, None, {"test": Synthesizer(outcomes)}, None, None, None)
+    tts._catalog = serving_one(TEST_ENGINE)
+    return tts
 
 
-JOB = SpeechJob("Hello.", "default", "default", "en-us", "wav", 1.0)
+JOB = SpeechJob("Hello.", "test", "default", "default", "en-us", "wav", 1.0)
 AUDIO = np.ones(4, dtype=np.float32)
 
 
 def test_a_chunk_hit_by_a_replica_fault_is_sent_again(recorded_metrics):
     tts = serving([ReplicaFaultError("illegal memory access"), ReplicaFaultError("still broken"), AUDIO])
     assert asyncio.run(tts._synthesize_chunk("Hello.", JOB)) is AUDIO
-    assert tts._synthesizer.synthesize.calls == 3
+    assert tts._synthesizers["test"].synthesize.calls == 3
     assert recorded_metrics.total("voicegraph_replica_fault_resends") == 2
 
 
@@ -48,21 +60,21 @@ def test_a_chunk_whose_replica_died_is_sent_again():
 
     tts = serving([ActorDiedError(), ActorUnavailableError("unreachable", None), AUDIO])
     assert asyncio.run(tts._synthesize_chunk("Hello.", JOB)) is AUDIO
-    assert tts._synthesizer.synthesize.calls == 3
+    assert tts._synthesizers["test"].synthesize.calls == 3
 
 
 def test_replica_faults_beyond_the_retries_fail_the_request():
     tts = serving([ReplicaFaultError("broken")] * 3, retries=2)
     with pytest.raises(ReplicaFaultError):
         asyncio.run(tts._synthesize_chunk("Hello.", JOB))
-    assert tts._synthesizer.synthesize.calls == 3
+    assert tts._synthesizers["test"].synthesize.calls == 3
 
 
 def test_other_errors_are_not_resent():
     tts = serving([ValueError("bug")])
     with pytest.raises(ValueError):
         asyncio.run(tts._synthesize_chunk("Hello.", JOB))
-    assert tts._synthesizer.synthesize.calls == 1
+    assert tts._synthesizers["test"].synthesize.calls == 1
 
 
 class GatedResponse:
@@ -123,8 +135,8 @@ def streaming(chunks, lookahead):
 
     settings = Settings(stream_lookahead_chunks=lookahead, pause_ms=0, fade_ms=0)
     synthesizer = GatedSynthesizer()
-    tts = TTSServing(settings, Chunker(chunks), synthesizer, None, None, None)
-    tts._engine_info = EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400})
+    tts = TTSServing(settings, Chunker(chunks), {"test": synthesizer}, None, None, None)
+    tts._catalog = serving_one(EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400}))
     return tts, synthesizer
 
 
@@ -234,12 +246,12 @@ def cached_serving(storage, **cache):
     tts = TTSServing(
         settings,
         Chunker(["Hello.", "How are you?"]),
-        type("Synth", (), {"synthesize": Call(lambda chunk, *rest: np.full(len(chunk) * 10, 0.1, np.float32))})(),
+        {"test": type("Synth", (), {"synthesize": Call(lambda chunk, *rest: np.full(len(chunk) * 10, 0.1, np.float32))})()},
         type("Stitch", (), {"stitch": Call(stitcher.stitch)})(),
         storage,
         None,
     )
-    tts._engine_info = EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400})
+    tts._catalog = serving_one(EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400}))
     return tts
 
 
@@ -264,7 +276,7 @@ def test_an_identical_request_is_served_from_the_cache():
     # A hit keeps the chunks' text only; its captions split it, to the same cues.
     assert first.sentences == (("Hello.",), ("How are you?",)) and second.sentences is None
     assert tts.captions(second, "json") == tts.captions(first, "json")
-    assert len(tts._synthesizer.synthesize.calls) == 2  # the first request's two chunks only
+    assert len(tts._synthesizers["test"].synthesize.calls) == 2  # the first request's two chunks only
     assert (tts.cache_hits, tts.cache_misses) == (1, 1)
     assert progress[-1] == (2, 2)  # a hit shows a finished job
     # The sidecar is read first (a miss is None, not an error), and written last.
@@ -280,7 +292,7 @@ def test_turned_off_the_cache_never_touches_storage():
     first, second, _ = speak_twice(tts)
     assert first.cache_hit is second.cache_hit is None
     assert storage.get.calls == storage.find.calls == storage.put.calls == []
-    assert len(tts._synthesizer.synthesize.calls) == 4
+    assert len(tts._synthesizers["test"].synthesize.calls) == 4
     assert (tts.cache_hits, tts.cache_misses) == (0, 0)
 
 
@@ -312,7 +324,7 @@ def full_queue():
 def test_a_full_synthesizer_queue_is_waited_out():
     tts = serving([full_queue(), full_queue(), full_queue(), AUDIO])
     assert asyncio.run(tts._synthesize_chunk("Hello.", JOB)) is AUDIO
-    assert tts._synthesizer.synthesize.calls == 4
+    assert tts._synthesizers["test"].synthesize.calls == 4
 
 
 @pytest.mark.parametrize(
@@ -358,11 +370,11 @@ def test_a_long_text_streams_its_first_chunk_before_the_rest_is_chunked():
     from voicegraph.engines.base import EngineInfo, VoiceInfo
 
     text = "A first sentence. " + "And then a great deal more text follows it, sentence after sentence. " * 40
-    job = SpeechJob(text.strip(), "default", "default", "en-us", "wav", 1.0)
+    job = SpeechJob(text.strip(), "test", "default", "default", "en-us", "wav", 1.0)
     settings = Settings(stream_lookahead_chunks=3, pause_ms=0, fade_ms=0, first_chunk_chars=50)
     chunker, synthesizer = RecordingChunker(), GatedSynthesizer()
-    tts = TTSServing(settings, chunker, synthesizer, None, None, None)
-    tts._engine_info = EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400})
+    tts = TTSServing(settings, chunker, {"test": synthesizer}, None, None, None)
+    tts._catalog = serving_one(EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400}))
 
     async def run():
         pieces = tts.stream(job)
@@ -419,9 +431,9 @@ def test_a_head_that_makes_no_chunks_still_streams_the_rest():
 
             self.chunk = _Method()
 
-    job = SpeechJob("\U0001f600. " + "Then real words. And more of them. " * 30, "default", "default", "en-us", "wav", 1.0)
-    tts = TTSServing(Settings(pause_ms=0, fade_ms=0), Chunker(), Synthesizer([np.ones(3, np.float32)] * 2), None, None, None)
-    tts._engine_info = EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400})
+    job = SpeechJob("\U0001f600. " + "Then real words. And more of them. " * 30, "test", "default", "default", "en-us", "wav", 1.0)
+    tts = TTSServing(Settings(pause_ms=0, fade_ms=0), Chunker(), {"test": Synthesizer([np.ones(3, np.float32)] * 2)}, None, None, None)
+    tts._catalog = serving_one(EngineInfo("test", "test", 1000, ("en-us",), (VoiceInfo("default", "default", "en-us"),), "en-us", {"*": 400}))
 
     async def run():
         return [len(piece) async for piece in tts.stream(job)]
@@ -482,11 +494,11 @@ def streaming_in_pieces(chunks, pieces, error=None):
 
     settings = Settings(stream_lookahead_chunks=2, pause_ms=0, fade_ms=0)
     synthesizer = StreamingSynthesizer(pieces, error)
-    tts = TTSServing(settings, Chunker(chunks), synthesizer, None, None, None)
+    tts = TTSServing(settings, Chunker(chunks), {"test": synthesizer}, None, None, None)
     voices = (VoiceInfo("default", "default", "en-us"),)
-    tts._engine_info = EngineInfo(
+    tts._catalog = serving_one(EngineInfo(
         "test", "test", 1000, ("en-us",), voices, "en-us", {"*": 400}, streams_within_chunks=True
-    )
+    ))
     return tts, synthesizer
 
 

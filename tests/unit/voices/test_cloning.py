@@ -20,8 +20,8 @@ def reference_wav():
 
 
 def clone(data, settings=None, **options):
-    cloner = VoiceCloner(settings or Settings(), LocalSynthesizerCalls())
-    return asyncio.run(cloner.clone(data, "en-us", **options))
+    cloner = VoiceCloner(settings or Settings(), {"espeak": LocalSynthesizerCalls()})
+    return asyncio.run(cloner.clone(data, "en-us", "espeak", **options))
 
 
 def test_a_reference_becomes_an_espeak_voice_with_a_sample(reference_wav):

@@ -148,7 +148,7 @@ def library(tmp_path, reference_server):
     settings = Settings(storage_root=str(tmp_path / "data"), outbound={"allow": [f"127.0.0.1:{port}"]})
     storage = LocalStorageCalls(StorageService(LocalStorage(tmp_path / "data")))
     events = []
-    library = VoiceProfiles(settings, storage, VoiceCloner(settings, LocalSynthesizerCalls()), events.append)
+    library = VoiceProfiles(settings, storage, VoiceCloner(settings, {"espeak": LocalSynthesizerCalls()}), events.append)
     return library, storage, events
 
 
@@ -159,7 +159,7 @@ def run(coroutine):
 def test_save_get_list_sample_delete(library, reference_wav):
     voices, storage, events = library
     cloner = voices._cloner
-    reference = run(cloner.clone(reference_wav, "en-us"))
+    reference = run(cloner.clone(reference_wav, "en-us", "espeak"))
     record = run(voices.save("narrator", "Narrator", "warm", "en-us", reference, overwrite=False))
     assert (record.id, record.engine, events) == ("narrator", "espeak", ["clone_upload"])
     npy_key, json_key = profile_keys("narrator")
@@ -181,7 +181,7 @@ def test_save_get_list_sample_delete(library, reference_wav):
 
 def test_a_saved_voice_is_served_from_the_cache(library, reference_wav):
     voices, storage, _ = library
-    reference = run(voices._cloner.clone(reference_wav, "en-us"))
+    reference = run(voices._cloner.clone(reference_wav, "en-us", "espeak"))
     run(voices.save("cached", "Cached", "", "en-us", reference, overwrite=False))
     storage.reads.clear()
     run(voices.get("cached"))
@@ -190,7 +190,7 @@ def test_a_saved_voice_is_served_from_the_cache(library, reference_wav):
 
 def test_an_existing_id_needs_overwrite_and_then_replaces_the_sample(library, reference_wav):
     voices, storage, _ = library
-    reference = run(voices._cloner.clone(reference_wav, "en-us"))
+    reference = run(voices._cloner.clone(reference_wav, "en-us", "espeak"))
     first = run(voices.save("twice", "Twice", "", "en-us", reference, overwrite=False))
     with pytest.raises(VoiceExistsError, match="overwrite=true"):
         run(voices.save("twice", "Twice", "", "en-us", reference, overwrite=False))
@@ -205,9 +205,9 @@ def test_voice_url_is_cloned_once_then_revalidated(library, reference_server, re
     (folder / "ref.wav").write_bytes(reference_wav)
     url = f"http://127.0.0.1:{port}/ref.wav"
 
-    first, cached = run(voices.from_url(url, "en-us"))
+    first, cached = run(voices.from_url(url, "en-us", "espeak"))
     assert not cached and events == ["url_download", "clone_url"]
-    again, cached = run(voices.from_url(url, "en-us"))
+    again, cached = run(voices.from_url(url, "en-us", "espeak"))
     assert cached and again == first and events[-1] == "url_cache_hit"
 
     # A changed file (newer Last-Modified, other audio) is downloaded and cloned again.
@@ -215,14 +215,14 @@ def test_voice_url_is_cloned_once_then_revalidated(library, reference_server, re
     (folder / "ref.wav").write_bytes(changed)
     later = time.time() + 5
     os.utime(folder / "ref.wav", (later, later))
-    _, cached = run(voices.from_url(url, "en-us"))
+    _, cached = run(voices.from_url(url, "en-us", "espeak"))
     assert not cached and events[-2:] == ["url_download", "clone_url"]
 
 
 def test_voice_url_outside_the_allow_list_is_refused(library):
     voices, _, events = library
     with pytest.raises(UrlRefusedError, match="loopback"):
-        run(voices.from_url("http://127.0.0.1:1/ref.wav", "en-us"))
+        run(voices.from_url("http://127.0.0.1:1/ref.wav", "en-us", "espeak"))
     assert events == []
 
 

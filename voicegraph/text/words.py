@@ -1,0 +1,132 @@
+"""Word timestamps: estimated, fitted into a span, and put back on the words as written.
+
+Pure functions, no Ray. A text's words are `text.split()`'s. An engine that
+knows when it says each word (eSpeak's word events, Piper's phoneme
+alignments) times them itself; for the rest they are estimated the way
+captions time sentences, by spoken weight. The engine speaks normalised text
+("seven forty-five a m"); `original_words` puts its times back on the words
+the user wrote ("7:45 a.m."), using the account `spelling.normalize_with_spans`
+keeps of which written words each spoken word says.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from voicegraph.text.captions import speech_weight, spread
+from voicegraph.text.spelling import Span, Spoken
+
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class WordTime:
+    word: str
+    start_s: float
+    end_s: float
+
+
+def estimate_word_times(text: str, start_s: float, end_s: float) -> list[WordTime]:
+    """The words of `text` spread over [start_s, end_s] by spoken weight:
+    ordered, touching, the last ending at end_s."""
+    words = text.split()
+    spans = spread([speech_weight(word) for word in words], start_s, end_s)
+    return [WordTime(word, start, end) for word, (start, end) in zip(words, spans)]
+
+
+def fit_to(words: Sequence[WordTime], start_s: float, end_s: float) -> list[WordTime]:
+    """Words with every time clamped into [start_s, end_s]. Clamping is
+    monotonic, so order and non-overlap survive; times already inside stay
+    as measured. Engines' own times can pass the audio they made by their
+    rounding (eSpeak counts milliseconds, Piper whole frames)."""
+
+    def clamp(seconds: float) -> float:
+        return min(max(seconds, start_s), end_s)
+
+    return [WordTime(w.word, clamp(w.start_s), clamp(w.end_s)) for w in words]
+
+
+def trim_silence(words: Sequence[WordTime], pcm: np.ndarray, rate: int, floor: float) -> list[WordTime]:
+    """Words (seconds into `pcm`) each ending at its last sample louder than
+    `floor`, or where it starts if it has none: an engine's span for a word
+    runs on into the pause after it, or a decoder's fading tail."""
+    loud = np.flatnonzero(np.abs(pcm) > floor)
+    trimmed = []
+    for word in words:
+        start = round(word.start_s * rate)
+        last = int(np.searchsorted(loud, round(word.end_s * rate))) - 1  # the last loud sample before the end
+        sound_end = int(loud[last]) + 1 if last >= 0 and loud[last] >= start else start
+        trimmed.append(WordTime(word.word, word.start_s, max(word.start_s, min(word.end_s, sound_end / rate))))
+    return trimmed
+
+
+def _written_range(starts: list[int], ends: list[int], span: Span | None) -> tuple[int, int] | None:
+    """The first and last written word that `span` overlaps, or None."""
+    if span is None:
+        return None
+    first, last = bisect_right(ends, span[0]), bisect_left(starts, span[1]) - 1
+    return (first, last) if first <= last else None
+
+
+def _groups(said: Spoken, written: list[re.Match[str]]) -> list[list[int]]:
+    """[first spoken, last spoken, first written, last written] word indices
+    (inclusive) of runs that say each other, in order. A spoken word whose
+    written words overlap or come before the previous run's (a reading that
+    reorders, "$5 million" → "five million dollars") joins that run; one
+    that says no written word (a space a rule inserted) goes with the run
+    before it."""
+    starts, ends = [m.start() for m in written], [m.end() for m in written]
+    groups: list[list[int]] = []
+    for index, word in enumerate(_WORD.finditer(said.text)):
+        covered = _written_range(starts, ends, said.source(*word.span()))
+        if covered is None:
+            if groups:
+                groups[-1][1] = index
+            continue
+        group = [index, index, *covered]
+        while groups and group[2] <= groups[-1][3]:
+            previous = groups.pop()
+            group = [previous[0], index, min(previous[2], group[2]), max(previous[3], group[3])]
+        groups.append(group)
+    if not groups:
+        return [[0, len(said.text.split()) - 1, 0, len(written) - 1]]
+    groups[0][0] = 0
+    return groups
+
+
+def original_words(said: Spoken, spoken: Sequence[WordTime]) -> list[WordTime]:
+    """The written words of `said.written`, timed by `spoken`: the times of
+    `said.text`'s words, in order (from an engine, or `estimate_word_times`).
+
+    A written word said as several words spans them ("7:45" over "seven
+    forty-five"). Written words said together, in an order of their own
+    ("$5 million"), share the span of what says them, by weight. A written
+    word not said at all (the "the" of "the 21st of November") is an
+    instant where it would have been. Ordered, non-overlapping, and within
+    the spoken words' span.
+    """
+    written = list(_WORD.finditer(said.written))
+    if len(spoken) != len(said.text.split()):
+        raise ValueError(f"{len(spoken)} word times for the {len(said.text.split())} words of {said.text!r}")
+    if not written:
+        return []
+    if not spoken:
+        raise ValueError(f"no spoken words to time {said.written!r} by")
+    timed: list[WordTime] = []
+    next_written = 0
+    for first, last, written_first, written_last in _groups(said, written):
+        start, end = spoken[first].start_s, spoken[last].end_s
+        # Written words said by no spoken word: at the end of what came before.
+        at = timed[-1].end_s if timed else start
+        timed.extend(WordTime(m[0], at, at) for m in written[next_written:written_first])
+        text = " ".join(m[0] for m in written[written_first : written_last + 1])
+        timed.extend(estimate_word_times(text, start, end))
+        next_written = written_last + 1
+    at = timed[-1].end_s
+    timed.extend(WordTime(m[0], at, at) for m in written[next_written:])
+    return timed
