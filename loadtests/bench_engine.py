@@ -69,8 +69,10 @@ def through_serve(settings: Settings, replicas: int, chunks: int) -> float:
 
     from deployments.synthesizer import Synthesizer
 
-    app = Synthesizer.options(num_replicas=replicas, max_ongoing_requests=4,
-                              ray_actor_options={"num_cpus": settings.synthesizer.num_cpus}).bind(settings)
+    options = {"num_cpus": settings.synthesizer.num_cpus}
+    app = Synthesizer.options(num_replicas=replicas, max_ongoing_requests=4, ray_actor_options=options).bind(
+        settings, settings.engine
+    )
     handle = serve.run(app, name=f"bench-{replicas}", route_prefix=None)
     voice = handle.describe.remote().result().voices[0].id
     handle.synthesize.remote(CHUNK, voice, "en", 1.0).result()  # every replica is warm by now

@@ -210,7 +210,7 @@ def measure_long(url: str, repeats: int, ttfa_repeats: int) -> dict:
 
 def synthesizer_bytes(chunks: list[str]) -> int:
     """Bytes Ray ships back from the Synthesizer for `chunks`, as pickled."""
-    handle = serve.get_deployment_handle("Synthesizer", app_name="voicegraph")
+    handle = serve.get_deployment_handle("Synthesizer-espeak", app_name="voicegraph")
     info = handle.describe.remote().result()
     responses = [
         handle.synthesize.remote(chunk, info.voices[0].id, info.default_language, 1.0) for chunk in chunks

@@ -29,7 +29,7 @@ def main(storage_root: str) -> None:
             "synthesizer": {"min_replicas": 4, "max_replicas": 4, "gpus_per_replica": "auto"},
         }
         serve.run(build_app(settings), name="voicegraph", route_prefix="/")
-        synthesizer = serve.get_deployment_handle("Synthesizer", "voicegraph")
+        synthesizer = serve.get_deployment_handle("Synthesizer-espeak", "voicegraph")
         replicas = {}
         for _ in range(400):
             info = synthesizer.replica_info.remote().result()

@@ -177,7 +177,7 @@ def test_retry_after_lies_between_the_real_wait_and_a_few_times_it(engine_servic
 def replica_info(engine: Engine) -> dict:
     from ray import serve
 
-    return serve.get_deployment_handle("Synthesizer", f"voicegraph-admission-{engine.name}").replica_info.remote().result()
+    return serve.get_deployment_handle(f"Synthesizer-{engine.name}", f"voicegraph-admission-{engine.name}").replica_info.remote().result()
 
 
 def long_request(engine: Engine, start: int) -> dict:

@@ -53,7 +53,7 @@ def test_a_request_id_finds_the_requests_lines_in_every_deployment_it_crossed(cl
     )
     assert response.status_code == 200
     assert response.headers["x-request-id"] == request_id
-    crossed = {"Ingress", "TextChunker", "Synthesizer", "Stitcher"}
+    crossed = {"Ingress", "TextChunker", "Synthesizer-espeak", "Stitcher"}
     lines = wait_for_lines("request_id", request_id, crossed)
     assert crossed <= deployments_with(lines, "request_id", request_id)
     # What was said is the user's: never in the logs.
@@ -64,7 +64,7 @@ def test_a_job_id_finds_the_jobs_lines_in_every_deployment_that_worked_on_it(cli
     secret = f"Wombat{uuid.uuid4().hex[:10]}"
     job = submit(client, text=f"{secret} runs as a job. It has two sentences.", format="mp3")
     assert wait_for_job(client, job["job_id"], finished)["status"] == "succeeded"
-    worked_on_it = {"Synthesizer", "Stitcher", "StorageActor"}
+    worked_on_it = {"Synthesizer-espeak", "Stitcher", "StorageActor"}
     lines = wait_for_lines("request_id", job["job_id"], worked_on_it)
     assert worked_on_it <= deployments_with(lines, "request_id", job["job_id"])
     assert not any(secret in json.dumps(line) for line in lines)

@@ -73,7 +73,7 @@ def ops_service(service, tmp_path_factory) -> Service:
 def synthesizer_replicas() -> int:
     from ray import serve
 
-    states = serve.status().applications[APP].deployments["Synthesizer"].replica_states
+    states = serve.status().applications[APP].deployments["Synthesizer-espeak"].replica_states
     return states.get("RUNNING", 0)
 
 

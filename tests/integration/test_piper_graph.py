@@ -62,7 +62,7 @@ def test_every_format_decodes_to_the_same_length(piper, fmt):
 
 
 def test_a_long_text_fans_out_over_both_replicas(piper):
-    synthesizer = serve.get_deployment_handle("Synthesizer", "voicegraph-piper")
+    synthesizer = serve.get_deployment_handle("Synthesizer-piper", "voicegraph-piper")
     before = _chunks_by_replica(synthesizer)
     text = " ".join([SENTENCE] * 30)  # 2,069 characters
     response = piper.post("/v1/tts", json={"text": text, "format": "pcm"})

@@ -13,13 +13,13 @@ pytestmark = pytest.mark.integration
 
 
 def synthesizer_replicas() -> set[str]:
-    return set(replicas("Synthesizer"))
+    return set(replicas("Synthesizer-espeak"))
 
 
 def running_synthesizers() -> int:
     from ray import serve
 
-    deployment = serve.status().applications["voicegraph"].deployments["Synthesizer"]
+    deployment = serve.status().applications["voicegraph"].deployments["Synthesizer-espeak"]
     return deployment.replica_states.get("RUNNING", 0)
 
 

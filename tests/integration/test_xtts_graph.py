@@ -115,7 +115,7 @@ def test_xtts_streams_through_the_graph(xtts):
 
 
 def test_concurrent_chunks_are_decoded_together_and_each_sounds_as_alone(xtts):
-    synthesizer = serve.get_deployment_handle("Synthesizer", "voicegraph-xtts")
+    synthesizer = serve.get_deployment_handle("Synthesizer-xtts", "voicegraph-xtts")
     greedy = Sampling(top_k=1)  # the most likely token: the same audio each time
     texts = ["Hello there.", "A longer sentence, spoken by the tiny model.", "Short.", "One more chunk to speak."]
     one_by_one = [synthesizer.synthesize.remote(text, "Tiny Narrator", "en", 1.0, greedy).result() for text in texts]
@@ -135,7 +135,7 @@ def test_a_chunk_cancelled_mid_batch_leaves_the_others_whole(xtts):
     """One caller leaves while its chunk is being decoded with others, and
     another while its chunk still waits for the next batch: the batch's other
     chunks sound as they do alone, and the waiting chunk is never decoded."""
-    synthesizer = serve.get_deployment_handle("Synthesizer", "voicegraph-xtts")
+    synthesizer = serve.get_deployment_handle("Synthesizer-xtts", "voicegraph-xtts")
     greedy = Sampling(top_k=1)
     sentence = "A longer sentence, spoken by the tiny model, so that the batch takes a while to decode."
     texts = [sentence, sentence.upper(), "Short.", sentence[:40]]
@@ -168,7 +168,7 @@ def test_streams_join_batches_like_any_other_chunk(xtts, xtts_service):
     as /v1/tts does."""
     from concurrent.futures import ThreadPoolExecutor
 
-    synthesizer = serve.get_deployment_handle("Synthesizer", "voicegraph-xtts")
+    synthesizer = serve.get_deployment_handle("Synthesizer-xtts", "voicegraph-xtts")
     texts = [" ".join([f"Stream {n} has a short sentence about nothing much."] * 6) for n in range(3)]
 
     def stream(text):
@@ -192,7 +192,7 @@ def test_streams_join_batches_like_any_other_chunk(xtts, xtts_service):
 
 
 def test_a_chunk_streamed_in_pieces_is_the_chunk_the_synthesizer_speaks_whole(xtts):
-    synthesizer = serve.get_deployment_handle("Synthesizer", "voicegraph-xtts")
+    synthesizer = serve.get_deployment_handle("Synthesizer-xtts", "voicegraph-xtts")
     greedy = Sampling(top_k=1)
     text = "A sentence spoken in pieces, then whole."
     whole = synthesizer.synthesize.remote(text, "Tiny Narrator", "en", 1.0, greedy).result()

@@ -158,3 +158,54 @@ def test_the_new_names_alone_warn_of_nothing(monkeypatch, recwarn):
     monkeypatch.setenv("VG_SERVERLESS__MAX_SECTIONS", "4")
     assert Settings(serverless={"delivery": "url"}).serverless.max_sections == 4
     assert not [warning for warning in recwarn if issubclass(warning.category, DeprecationWarning)]
+
+
+@pytest.mark.parametrize(
+    "given, engines, default",
+    [
+        ({}, ["piper", "espeak"], "piper"),
+        ({"engine": "xtts"}, ["xtts"], "xtts"),  # as before engines existed: that one alone
+        ({"engines": ["espeak", "piper"]}, ["espeak", "piper"], "espeak"),
+        ({"engines": "piper, xtts"}, ["piper", "xtts"], "piper"),  # VG_ENGINES=piper,xtts
+        ({"engines": ["piper", "xtts"], "engine": "xtts"}, ["piper", "xtts"], "xtts"),
+    ],
+)
+def test_engines_served_and_the_default_one(given, engines, default):
+    settings = Settings(**given)
+    assert (settings.engines, settings.engine) == (engines, default)
+
+
+@pytest.mark.parametrize(
+    "given, words",
+    [
+        ({"engines": ["piper"], "engine": "xtts"}, "must be one of engines"),
+        ({"engines": ["piper", "piper"]}, "each engine once"),
+        ({"engines": []}, "at least one"),
+        ({"engines": ["piper"], "synthesizers": {"xtts": {"num_cpus": 1}}}, "not among engines"),
+        ({"engines": ["piper", "xtts"], "synthesizers": {"xtts": {"min_replicas": 3, "max_replicas": 2}}},
+         "synthesizers.xtts"),
+        ({"engines": ["kokoro"]}, "kokoro"),
+    ],
+)
+def test_engine_settings_that_cannot_work_are_refused(given, words):
+    with pytest.raises(ValueError, match=words):
+        Settings(**given)
+
+
+def test_each_engine_gets_its_own_synthesizer_deployment_and_resources():
+    settings = Settings(
+        engines=["piper", "xtts"],
+        synthesizer={"max_replicas": 6},
+        synthesizers={"xtts": {"gpus_per_replica": 0.25, "num_cpus": 1}, "piper": {"gpus_per_replica": 0}},
+    )
+    app = build_app(settings)
+    synthesizers = {
+        engine: handle._bound_deployment for engine, handle in app._bound_deployment.init_args[2].items()
+    }
+    assert {engine: d.name for engine, d in synthesizers.items()} == {
+        "piper": "Synthesizer-piper", "xtts": "Synthesizer-xtts"
+    }
+    assert synthesizers["xtts"].ray_actor_options == {"num_cpus": 1, "num_gpus": 0.25}
+    assert synthesizers["piper"].ray_actor_options == {"num_cpus": 0.25, "num_gpus": 0.0}
+    for deployment in synthesizers.values():
+        assert deployment._deployment_config.autoscaling_config.max_replicas == 6  # from `synthesizer`

@@ -94,3 +94,34 @@ def test_models_are_dated_by_the_build_an_image_states(build_time, created):
     assert [(model.id, model.created) for model in models.data] == [
         ("espeak-ng-1.52", created), ("tts-1", created), ("tts-1-hd", created), ("gpt-4o-mini-tts", created),
     ]
+
+
+def _engine(name, voices):
+    from voicegraph.engines.base import EngineInfo, VoiceInfo
+
+    return EngineInfo(name, f"{name}-model", 22050, ("en-us",), tuple(VoiceInfo(v, v, "") for v in voices), "en-us")
+
+
+SIDE_BY_SIDE = EngineCatalog(
+    [_engine("piper", ("en_us-joe-medium",)), _engine("espeak", ("default", "deep")), _engine("xtts", ("Viktor Eka",))],
+    "piper",
+)
+
+
+@pytest.mark.parametrize(
+    "model, voice, engine, expected_voice",
+    [
+        ("tts-1", "alloy", "piper", None),  # Piper has no mapping: its default voice
+        ("tts-1-hd", "echo", "xtts", "xtts/Viktor Eka"),
+        ("tts-1-hd", "alloy", "xtts", None),  # mapped to a speaker this model lacks: the default voice
+        ("espeak-model", "onyx", "espeak", "espeak/deep"),
+        ("tts-1-hd", "espeak/deep", None, "espeak/deep"),  # one of ours: its own engine, whatever the model
+        ("tts-1", "my-clone", None, "my-clone"),
+    ],
+)
+def test_openai_names_become_an_engine_and_a_voice(model, voice, engine, expected_voice):
+    from serve_app.openai_api.protocol import SpeechRequest
+    from serve_app.openai_api.serving import speech_params
+
+    params = speech_params(SpeechRequest(model=model, input="Hi.", voice=voice), SIDE_BY_SIDE, Settings())
+    assert (params.engine, params.voice, params.text) == (engine, expected_voice, "Hi.")
