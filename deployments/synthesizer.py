@@ -136,7 +136,7 @@ class Synthesizer:
         return {
             **replica_placement(),
             "engine": self._chunks.engine.info().engine,
-            "voice_models": self._chunks.engine.held_voices(),
+            **self._chunks.engine.voice_model_stats(),
             "chunks_done": self._chunks.chunks_done,
             "max_batch_size": self._batch_size,
             "batches_done": self._chunks.batches_done,

@@ -66,7 +66,9 @@ async def create_speech(
         return await speech_stream(tts, params, deadline)
     job = await tts.validate(params)
     speech = await tts.synthesize(job, deadline=deadline)
-    headers = {} if speech.cache_hit is None else {"X-Cache": "hit" if speech.cache_hit else "miss"}
+    headers = {"X-Engine": job.engine}
+    if speech.cache_hit is not None:
+        headers["X-Cache"] = "hit" if speech.cache_hit else "miss"
     return Response(speech.audio.data, media_type=speech.audio.content_type, headers=headers)
 
 

