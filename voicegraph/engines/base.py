@@ -246,9 +246,10 @@ class Engine(abc.ABC):
     def drop_voice(self, model_key: str, generation: int) -> None:  # noqa: B027 (see load_voice)
         """Let go of a voice model `load_voice` loaded."""
 
-    def held_voices(self) -> list[str]:
-        """Voice models held loaded, least recently used first."""
-        return []
+    def voice_model_stats(self) -> dict:
+        """Voice models held (least recently used first), loads and evictions
+        so far; empty for engines without a model per voice."""
+        return {}
 
     def check_health(self) -> None:  # noqa: B027 (optional: most engines have nothing to check)
         """Raise if this engine can no longer work (a broken GPU context)."""

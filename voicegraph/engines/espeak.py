@@ -39,8 +39,9 @@ _BUFFER_MS = 1000
 _CHARS_UTF8 = 1
 _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
 _EVENT_LIST_TERMINATED, _EVENT_WORD = 0, 1
-# eSpeak's pauses are exact zeros; its quietest speech is far louder than this.
-_SILENCE = 2**-10
+# Quieter than this share of the loudest is no sound (-60 dB): eSpeak's
+# pauses are exact zeros, and its quietest speech is far above it.
+_QUIET = 0.001
 _WORD = re.compile(r"\S+")
 # Where each word eSpeak says starts: (character index in the text, millisecond in the audio).
 _WordStarts = list[tuple[int, int]]
@@ -348,5 +349,5 @@ def _word_times(text: str, word_starts: _WordStarts, pcm: np.ndarray, rate: int)
         end = starts[following] if following < len(words) else audio_end
         run = " ".join(word[0] for word in words[begin:following])
         spans.extend(estimate_word_times(run, start, max(start, min(end, audio_end))))
-    return trim_silence(spans, pcm, rate, _SILENCE)
+    return trim_silence(spans, pcm, rate, _QUIET)
 

@@ -195,6 +195,10 @@ class PiperEngine(Engine):
         """Voice files this replica holds loaded, least recently used first."""
         return self._models.held()
 
+    def voice_model_stats(self) -> dict:
+        models = self._models
+        return {"voice_models": models.held(), "voice_loads": models.loads, "voice_evictions": models.evictions}
+
     @property
     def voice_models(self) -> VoiceModels:
         return self._models

@@ -15,8 +15,9 @@ The phonemes between spaces are eSpeak's words, not the text's: eSpeak joins
 unstressed ones ("in the" is "ɪnðə") and splits others. So each text word is
 phonemized alone and those phonemes are matched (difflib) against the ones
 the voice said, which puts every text word on the phonemes that say it. A
-phoneme's samples include the pad after it, and the decoder's sound fades
-out before they end, so each word then ends at its last sound.
+word runs until the next word's first phoneme, and then ends at its last
+sound (`trim_silence`): the decoder's sound of a word fades out over the
+pad and the punctuation after it, but not always before they end.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ import numpy as np
 from voicegraph.engines.base import TimedAudio
 from voicegraph.text.words import WordTime, estimate_word_times, fit_to, trim_silence
 
-# A word's last sound is its last sample above this share of the loudest
-# (-40 dB): VITS pauses are faint noise, not zeros.
-_SILENCE_BELOW_PEAK = 0.01
+# Quieter than this share of the loudest is no sound (-40 dB): VITS pauses
+# are faint noise, not zeros.
+_QUIET = 0.01
 
 # ONNX's protobuf field numbers (onnx.proto): ModelProto.graph; GraphProto.node
 # and .output; NodeProto.output and .op_type; ValueInfoProto.name.
@@ -130,30 +131,22 @@ def _project(blocks: list[difflib.Match], position: int) -> float:
     return before_heard  # not reached: the last block ends where both sequences do
 
 
-def _word_times(voice, text: str, heard: list[tuple[str, int, int]], rate: int) -> list[WordTime]:
-    """The words of `text` on the phonemes `heard`: (phoneme, first sample,
-    end sample) of each sound the voice made, in order."""
+def _word_times(voice, text: str, heard: list[tuple[str, int]], samples: int, rate: int) -> list[WordTime]:
+    """The words of `text` on the phonemes `heard`: each sound the voice
+    made and its first sample, in order, in `samples` of audio."""
     words = text.split()
-    if not heard:
-        return [WordTime(word, 0.0, 0.0) for word in words]
     alone = [[p for sentence in voice.phonemize(word) for p in sentence if _is_sound(p)] for word in words]
-    matcher = difflib.SequenceMatcher(None, [p for ps in alone for p in ps], [p for p, _, _ in heard], autojunk=False)
+    matcher = difflib.SequenceMatcher(None, [p for ps in alone for p in ps], [p for p, _ in heard], autojunk=False)
     blocks = matcher.get_matching_blocks()
     starts = [0]
     for phonemes in alone:
         starts.append(starts[-1] + len(phonemes))
-    # Word i says heard[bounds[i]:bounds[i + 1]]; sounds before the first
-    # word's or after the last's are theirs.
+    # Word i says heard[bounds[i]:bounds[i + 1]]: sounds before the first
+    # word's or after the last's are theirs. A word with none ("—") is an
+    # instant, where the next one starts.
     bounds = [0, *(round(_project(blocks, start)) for start in starts[1:-1]), len(heard)]
-    times = []
-    for word, first, end in zip(words, bounds, bounds[1:]):
-        if first < end:
-            start_sample, end_sample = heard[first][1], heard[end - 1][2]
-        else:
-            # Nothing of it heard ("—"): an instant, where the next sound starts.
-            start_sample = end_sample = heard[first][1] if first < len(heard) else heard[-1][2]
-        times.append(WordTime(word, start_sample / rate, end_sample / rate))
-    return times
+    onsets = [sample / rate for _, sample in heard] + [samples / rate]
+    return [WordTime(word, onsets[first], onsets[end]) for word, first, end in zip(words, bounds, bounds[1:])]
 
 
 def synthesize_words(voice, text: str, config) -> TimedAudio:
@@ -169,13 +162,12 @@ def synthesize_words(voice, text: str, config) -> TimedAudio:
             sample = sum(len(piece) for piece in pieces)
             for alignment in chunk.phoneme_alignments:
                 if _is_sound(alignment.phoneme):
-                    heard.append((alignment.phoneme, sample, sample + int(alignment.num_samples)))
+                    heard.append((alignment.phoneme, sample))
                 sample += int(alignment.num_samples)
         pieces.append(chunk.audio_float_array)
     pcm = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     seconds = len(pcm) / voice.config.sample_rate
     if not aligned:
         return TimedAudio(pcm, tuple(estimate_word_times(text, 0.0, seconds)), words_estimated=True)
-    words = fit_to(_word_times(voice, text, heard, voice.config.sample_rate), 0.0, seconds)
-    floor = _SILENCE_BELOW_PEAK * float(np.max(np.abs(pcm), initial=0.0))
-    return TimedAudio(pcm, tuple(trim_silence(words, pcm, voice.config.sample_rate, floor)), words_estimated=False)
+    words = fit_to(_word_times(voice, text, heard, len(pcm), voice.config.sample_rate), 0.0, seconds)
+    return TimedAudio(pcm, tuple(trim_silence(words, pcm, voice.config.sample_rate, _QUIET)), words_estimated=False)

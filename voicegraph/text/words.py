@@ -22,6 +22,7 @@ from voicegraph.text.captions import speech_weight, spread
 from voicegraph.text.spelling import Span, Spoken
 
 _WORD = re.compile(r"\S+")
+_FRAME_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -51,16 +52,26 @@ def fit_to(words: Sequence[WordTime], start_s: float, end_s: float) -> list[Word
     return [WordTime(w.word, clamp(w.start_s), clamp(w.end_s)) for w in words]
 
 
-def trim_silence(words: Sequence[WordTime], pcm: np.ndarray, rate: int, floor: float) -> list[WordTime]:
-    """Words (seconds into `pcm`) each ending at its last sample louder than
-    `floor`, or where it starts if it has none: an engine's span for a word
-    runs on into the pause after it, or a decoder's fading tail."""
-    loud = np.flatnonzero(np.abs(pcm) > floor)
+def _frame_rms(samples: np.ndarray, frame: int) -> np.ndarray:
+    """RMS of each `frame` samples, the last frame padded with silence."""
+    frames = np.pad(samples.astype(np.float64), (0, -len(samples) % frame)).reshape(-1, frame)
+    return np.sqrt(np.mean(frames**2, axis=1))
+
+
+def trim_silence(words: Sequence[WordTime], pcm: np.ndarray, rate: int, quiet: float) -> list[WordTime]:
+    """Words (seconds into `pcm`) each ending where its last 10 ms of sound
+    does, or where it starts if it has none: an engine's span for a word runs
+    on into the pause after it, or a decoder's fading tail. 10 ms is silent
+    at an RMS of at most `quiet` times the loudest 10 ms's: frames, not
+    samples, so that a lone click in a pause is no sound."""
+    frame = max(1, round(rate * _FRAME_S))
+    floor = quiet * _frame_rms(pcm, frame).max(initial=0.0)
     trimmed = []
     for word in words:
-        start = round(word.start_s * rate)
-        last = int(np.searchsorted(loud, round(word.end_s * rate))) - 1  # the last loud sample before the end
-        sound_end = int(loud[last]) + 1 if last >= 0 and loud[last] >= start else start
+        start, end = round(word.start_s * rate), round(word.end_s * rate)
+        # Frames counted back from the word's end, so none reaches into the next word.
+        loud = np.flatnonzero(_frame_rms(pcm[start:end][::-1], frame) > floor)
+        sound_end = end - int(loud[0]) * frame if len(loud) else start
         trimmed.append(WordTime(word.word, word.start_s, max(word.start_s, min(word.end_s, sound_end / rate))))
     return trimmed
 
