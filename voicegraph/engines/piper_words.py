@@ -15,9 +15,9 @@ The phonemes between spaces are eSpeak's words, not the text's: eSpeak joins
 unstressed ones ("in the" is "ɪnðə") and splits others. So each text word is
 phonemized alone and those phonemes are matched (difflib) against the ones
 the voice said, which puts every text word on the phonemes that say it. A
-word runs until the next word's first phoneme, and then ends at its last
-sound (`trim_silence`): the decoder's sound of a word fades out over the
-pad and the punctuation after it, but not always before they end.
+word runs on over the pauses after it (word breaks, punctuation) until the
+next word or the sentence's closing silence, and then ends at its last sound
+(`trim_silence`): the decoder lets a word's end fade out into those pauses.
 """
 
 from __future__ import annotations
@@ -131,22 +131,44 @@ def _project(blocks: list[difflib.Match], position: int) -> float:
     return before_heard  # not reached: the last block ends where both sequences do
 
 
-def _word_times(voice, text: str, heard: list[tuple[str, int]], samples: int, rate: int) -> list[WordTime]:
-    """The words of `text` on the phonemes `heard`: each sound the voice
-    made and its first sample, in order, in `samples` of audio."""
+def _sounds(alignments, sample: int) -> list[tuple[str, int, int]]:
+    """The sounds of a sentence (its `phoneme_alignments`, its audio from
+    `sample` on): each phoneme, its first sample and the sample where the
+    next sound or the sentence's closing silence starts."""
+    from piper.const import EOS
+
+    phonemes, onsets = [], []
+    for alignment in alignments:
+        if alignment.phoneme == EOS or _is_sound(alignment.phoneme):
+            onsets.append(sample)
+            if alignment.phoneme != EOS:
+                phonemes.append(alignment.phoneme)
+        sample += int(alignment.num_samples)
+    onsets.append(sample)
+    return list(zip(phonemes, onsets, onsets[1:]))
+
+
+def _word_times(voice, text: str, heard: list[tuple[str, int, int]], rate: int) -> list[WordTime]:
+    """The words of `text` on the sounds `heard` (`_sounds`), in order."""
     words = text.split()
     alone = [[p for sentence in voice.phonemize(word) for p in sentence if _is_sound(p)] for word in words]
-    matcher = difflib.SequenceMatcher(None, [p for ps in alone for p in ps], [p for p, _ in heard], autojunk=False)
+    matcher = difflib.SequenceMatcher(None, [p for ps in alone for p in ps], [p for p, _, _ in heard], autojunk=False)
     blocks = matcher.get_matching_blocks()
     starts = [0]
     for phonemes in alone:
         starts.append(starts[-1] + len(phonemes))
     # Word i says heard[bounds[i]:bounds[i + 1]]: sounds before the first
-    # word's or after the last's are theirs. A word with none ("—") is an
-    # instant, where the next one starts.
+    # word's or after the last's are theirs.
     bounds = [0, *(round(_project(blocks, start)) for start in starts[1:-1]), len(heard)]
-    onsets = [sample / rate for _, sample in heard] + [samples / rate]
-    return [WordTime(word, onsets[first], onsets[end]) for word, first, end in zip(words, bounds, bounds[1:])]
+    times = []
+    for word, first, end in zip(words, bounds, bounds[1:]):
+        if first < end:
+            start_sample, end_sample = heard[first][1], heard[end - 1][2]
+        else:
+            # Nothing of it heard ("—"): an instant, where the next sound starts.
+            start_sample = end_sample = heard[first][1] if first < len(heard) else heard[-1][2] if heard else 0
+        times.append(WordTime(word, start_sample / rate, end_sample / rate))
+    return times
 
 
 def synthesize_words(voice, text: str, config) -> TimedAudio:
@@ -159,15 +181,11 @@ def synthesize_words(voice, text: str, config) -> TimedAudio:
     for chunk in voice.synthesize(text, config, include_alignments=True):
         aligned = aligned and chunk.phoneme_alignments is not None
         if aligned:
-            sample = sum(len(piece) for piece in pieces)
-            for alignment in chunk.phoneme_alignments:
-                if _is_sound(alignment.phoneme):
-                    heard.append((alignment.phoneme, sample))
-                sample += int(alignment.num_samples)
+            heard += _sounds(chunk.phoneme_alignments, sum(len(piece) for piece in pieces))
         pieces.append(chunk.audio_float_array)
     pcm = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     seconds = len(pcm) / voice.config.sample_rate
     if not aligned:
         return TimedAudio(pcm, tuple(estimate_word_times(text, 0.0, seconds)), words_estimated=True)
-    words = fit_to(_word_times(voice, text, heard, len(pcm), voice.config.sample_rate), 0.0, seconds)
+    words = fit_to(_word_times(voice, text, heard, voice.config.sample_rate), 0.0, seconds)
     return TimedAudio(pcm, tuple(trim_silence(words, pcm, voice.config.sample_rate, _QUIET)), words_estimated=False)

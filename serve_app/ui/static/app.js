@@ -105,13 +105,18 @@ async function connect() {
     return;
   }
   const health = state.health;
-  $("service").textContent = `Engine ${health.engine} (${health.model}), version ${health.app_version}`;
+  const engines = health.engines.map((engine) => `${engine.engine} (${engine.model})`).join(", ");
+  $("service").textContent = `Engines ${engines}, version ${health.app_version}`;
+  // Only the engines that can clone are offered for it.
+  $("clone-engine").replaceChildren(
+    ...health.engines.filter((engine) => engine.can_clone).map((engine) => new Option(engine.engine, engine.engine)),
+  );
   $("speed").min = health.limits.min_speed;
   $("speed").max = health.limits.max_speed;
   updateCount();
   if (!health.can_clone) {
     $("clone-note").textContent =
-      `The ${health.engine} engine cannot clone voices; the service answers 422 cloning_unsupported. ` +
+      `No engine here can clone voices (${engines}); the service answers 422 cloning_unsupported. ` +
       "An XTTS deployment can.";
     for (const control of $("clone-form").elements) control.disabled = true;
   }
@@ -141,8 +146,14 @@ async function loadVoices(select) {
   const picker = $("voice");
   const wanted = select || picker.value || list.default_voice;
   picker.replaceChildren();
-  for (const [kind, label] of [["preset", "Presets"], ["cloned", "Cloned voices"]]) {
-    const voices = list.voices.filter((voice) => voice.kind === kind);
+  // Presets grouped by engine, then the clones (each says its engine).
+  const groups = list.engines.map((engine) => [
+    (voice) => voice.kind === "preset" && voice.engine === engine.engine,
+    list.engines.length > 1 ? `Presets: ${engine.engine}` : "Presets",
+  ]);
+  groups.push([(voice) => voice.kind === "cloned", "Cloned voices"]);
+  for (const [belongs, label] of groups) {
+    const voices = list.voices.filter(belongs);
     if (!voices.length) continue;
     const group = el("optgroup", { label });
     for (const voice of voices) {
@@ -557,6 +568,7 @@ async function cloneVoice(event) {
   form.append("name", $("clone-name").value);
   if ($("language").value) form.append("language", $("language").value);
   form.append("overwrite", String($("clone-overwrite").checked));
+  if ($("clone-engine").value) form.append("engine", $("clone-engine").value);
   $("clone").disabled = true;
   status.textContent = "Cloning…";
   try {

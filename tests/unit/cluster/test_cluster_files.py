@@ -14,6 +14,7 @@ import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 from scripts.check_lock import read_pins
+from voicegraph.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
 LOCK_TEXT = (REPO / "requirements/lock.txt").read_text()
@@ -292,3 +293,12 @@ def test_every_ray_container_exports_metrics_on_a_port_named_metrics(group):
     if group == "head":
         # Listed ports replace KubeRay's defaults on the head Service: workers join through gcs-server.
         assert ports | {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "serve": 8000} == ports
+
+
+def test_rayservice_serves_piper_on_cpus_and_xtts_on_gpu_shares():
+    args = yaml.safe_load(RAYSERVICE["spec"]["serveConfigV2"])["applications"][0]["args"]
+    # The keys come from a Secret at run time, the bucket's credentials from the node: left out here.
+    settings = Settings(**{name: value for name, value in args.items() if name not in ("auth", "storage")})
+    assert settings.engines == ["piper", "xtts"]
+    assert settings.synthesizer_for("piper").gpus_per_replica == 0
+    assert settings.synthesizer_for("xtts").gpus_per_replica == 0.25
