@@ -55,7 +55,7 @@ BAD_INPUT = [
     Case("Upload that is not audio", "POST", "/v1/voices", form(), 422, "invalid_audio", "audio"),
     Case("Upload without a file", "POST", "/v1/voices", {"files": {"name": (None, "x")}}, 422, "invalid_request", "file"),
     Case("Clone named like a built-in voice", "POST", "/v1/voices", form(name="Deep"), 409, "builtin_voice", "built-in"),
-    Case("A voice id that no voice can have", "GET", "/v1/voices/a%20b", None, 422, "invalid_request", "voice_id"),
+    Case("A voice id that no voice can have", "GET", "/v1/voices/a/b/c", None, 422, "invalid_request", "voice_id"),
     Case("A voice id over 128 characters", "GET", "/v1/voices/" + "x" * 300, None, 422, "invalid_request", "voice_id"),
     Case("A voice id that does not exist", "GET", "/v1/voices/nobody", None, 404, "not_found", "GET /v1/voices"),
     Case("Deleting a built-in voice", "DELETE", "/v1/voices/deep", None, 409, "builtin_voice", "built-in"),

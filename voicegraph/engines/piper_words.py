@@ -31,9 +31,10 @@ import numpy as np
 from voicegraph.engines.base import TimedAudio
 from voicegraph.text.words import WordTime, estimate_word_times, fit_to, trim_silence
 
-# Quieter than this share of the loudest is no sound (-40 dB): VITS pauses
-# are faint noise, not zeros.
-_QUIET = 0.01
+# Quieter than this share of the loudest 10 ms is no sound (-30 dB): VITS
+# pauses are faint noise, not zeros, with the decoder's clicks in them
+# (measured up to -38 dB), and a word's tail decays slowly through them.
+_QUIET = 0.03
 
 # ONNX's protobuf field numbers (onnx.proto): ModelProto.graph; GraphProto.node
 # and .output; NodeProto.output and .op_type; ValueInfoProto.name.

@@ -24,11 +24,12 @@ def engine():
 
 
 def speech_end_s(pcm, rate=RATE):
-    """End of the last 10 ms frame of speech: louder than -40 dB of the loudest.
-    The honest end for a last word: audio after it is silence, no word's."""
+    """End of the last 10 ms of speech: of sound within 30 dB of the loudest
+    10 ms. The honest end for a last word, not the audio's: whatever silence
+    follows it is no word's (eSpeak adds none at the end, but may)."""
     frame = rate // 100
     rms = np.sqrt(np.mean(pcm[: len(pcm) // frame * frame].reshape(-1, frame) ** 2, axis=1))
-    return (np.flatnonzero(rms > 0.01 * rms.max())[-1] + 1) * frame / rate
+    return (np.flatnonzero(rms > 0.03 * rms.max())[-1] + 1) * frame / rate
 
 
 def assert_well_timed(words, end_s):

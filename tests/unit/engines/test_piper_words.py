@@ -49,12 +49,13 @@ def synthesis(voice, speed=1.0, **changes):
 
 
 def speech_end_s(pcm):
-    """End of the last 10 ms frame of speech: louder than -40 dB of the loudest.
-    The honest end for a last word: Piper ends each sentence with a pause
-    (its final punctuation and end phonemes), silence that is no word's."""
+    """End of the last 10 ms of speech: of sound within 30 dB of the loudest
+    10 ms. The honest end for a last word, not the audio's: Piper closes each
+    sentence with a pause (its final punctuation and end phonemes) that is no
+    word's, and holds faint noise and decoder clicks (up to -38 dB) in it."""
     frame = RATE // 100
     rms = np.sqrt(np.mean(pcm[: len(pcm) // frame * frame].reshape(-1, frame) ** 2, axis=1))
-    return (np.flatnonzero(rms > 0.01 * rms.max())[-1] + 1) * frame / RATE
+    return (np.flatnonzero(rms > 0.03 * rms.max())[-1] + 1) * frame / RATE
 
 
 def assert_well_timed(words, end_s):
