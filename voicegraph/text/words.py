@@ -59,10 +59,10 @@ def _frame_rms(samples: np.ndarray, frame: int) -> np.ndarray:
 
 
 def trim_silence(words: Sequence[WordTime], pcm: np.ndarray, rate: int, quiet: float) -> list[WordTime]:
-    """Words (seconds into `pcm`) each ending where its last 10 ms of sound
-    does, or where it starts if it has none: an engine's span for a word runs
-    on into the pause after it, or a decoder's fading tail. 10 ms is silent
-    at an RMS of at most `quiet` times the loudest 10 ms's: frames, not
+    """Words (seconds into `pcm`) each ending where its sound does, or where
+    it starts if it has none: an engine's span for a word can run on into
+    the pause after it, or over a decoder's fading tail. Sound is 10 ms
+    frames with an RMS above `quiet` times the loudest frame's: frames, not
     samples, so that a lone click in a pause is no sound."""
     frame = max(1, round(rate * _FRAME_S))
     floor = quiet * _frame_rms(pcm, frame).max(initial=0.0)
@@ -89,8 +89,8 @@ def _groups(said: Spoken, written: list[re.Match[str]]) -> list[list[int]]:
     (inclusive) of runs that say each other, in order. A spoken word whose
     written words overlap or come before the previous run's (a reading that
     reorders, "$5 million" → "five million dollars") joins that run; one
-    that says no written word (a space a rule inserted) goes with the run
-    before it."""
+    that says no written word goes with the run before it (the first run,
+    if none is before it)."""
     starts, ends = [m.start() for m in written], [m.end() for m in written]
     groups: list[list[int]] = []
     for index, word in enumerate(_WORD.finditer(said.text)):
