@@ -169,7 +169,7 @@ def test_a_cloned_voice_is_listed_and_speaks(oai, client):
 @pytest.mark.parametrize("kwargs, code, param", [
     ({"input": ""}, "empty_text", "input"),
     ({"input": " "}, "empty_text", "input"),
-    ({"voice": "alloy"}, "unknown_voice", "voice"),
+    ({"voice": "nobody-here"}, "unknown_voice", "voice"),
     ({"response_format": "ogg"}, "unsupported_format", "response_format"),
     ({"speed": 4.0}, "speed_out_of_range", "speed"),
 ])
