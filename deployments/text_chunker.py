@@ -21,5 +21,6 @@ class TextChunker:
         language: str,
         normalize: bool = False,
         first_chunk_chars: int | None = None,
+        with_sources: bool = False,
     ) -> list[chunking.Chunk]:
-        return chunking.speakable_chunks(run, max_chars, language, normalize, first_chunk_chars)
+        return chunking.speakable_chunks(run, max_chars, language, normalize, first_chunk_chars, with_sources)

@@ -26,6 +26,7 @@ from voicegraph.engines.base import (
     Engine,
     EngineInfo,
     Sampling,
+    TimedAudio,
     Voice,
     VoiceInfo,
     check_compatible,
@@ -33,6 +34,7 @@ from voicegraph.engines.base import (
     cloning_unsupported,
     resolve_language,
 )
+from voicegraph.engines.piper_words import expose_durations, synthesize_words
 from voicegraph.engines.voice_models import VoiceModels
 from voicegraph.text.language import canonical_language
 
@@ -212,9 +214,7 @@ class PiperEngine(Engine):
         resolve_language(language, [file.language], f"piper (voice {voice})")
         return self._models.get(file.key)[0], speaker
 
-    def synthesize_stream(
-        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
-    ) -> Iterator[np.ndarray]:
+    def _voice_and_config(self, voice: Voice, language: str, speed: float):
         from piper import SynthesisConfig
 
         piper_voice, speaker = self._prepare(voice, language)
@@ -225,9 +225,22 @@ class PiperEngine(Engine):
             # normalisation would make sentences jump in level.
             normalize_audio=False,
         )
+        return piper_voice, config
+
+    def synthesize_stream(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> Iterator[np.ndarray]:
+        piper_voice, config = self._voice_and_config(voice, language, speed)
         # One piece per sentence, as Piper speaks them.
         for chunk in piper_voice.synthesize(text, config):
             yield chunk.audio_float_array
+
+    def synthesize_timed(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> TimedAudio:
+        # From Piper's phoneme alignments, which its sessions expose (_load).
+        piper_voice, config = self._voice_and_config(voice, language, speed)
+        return synthesize_words(piper_voice, text, config)
 
     def synthesize(
         self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
@@ -255,7 +268,9 @@ def _load(file: PiperVoiceFile, threads: int):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(str(file.model), sess_options=options, providers=["CPUExecutionProvider"])
+    # With each phoneme's duration as a second output, for word times; the audio is the same.
+    model = expose_durations(file.model.read_bytes())
+    session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
     config = PiperConfig.from_dict(json.loads(file.config.read_text(encoding="utf-8")))
     logger.info("piper: loaded %s (%d Hz, %d threads)", file.name, config.sample_rate, threads)
     return PiperVoice(session=session, config=config)

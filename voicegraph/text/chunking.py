@@ -20,7 +20,7 @@ from itertools import accumulate, groupby
 from operator import itemgetter
 
 from voicegraph.core.errors import EmptyTextError, InvalidTextError, TextTooLongError
-from voicegraph.text.spelling import spell_out
+from voicegraph.text.spelling import Spoken, normalize_with_spans
 
 _WHITESPACE = re.compile(r"\s+")
 # A clause ends at , ; : or a dash/closing bracket, followed by a space.
@@ -98,6 +98,9 @@ class Chunk:
     one) it is made of: captions time those, so they need no second split."""
 
     sentences: tuple[str, ...]
+    # Where asked for (word captions): for each sentence, what the user wrote
+    # that it says, character by character; else empty.
+    spoken: tuple[Spoken, ...] = ()
 
     @property
     def text(self) -> str:
@@ -246,15 +249,91 @@ def check_text(text: str, max_text_chars: int) -> str:
     return normalized
 
 
+def clean_spoken(spoken: Spoken) -> Spoken:
+    """`clean_text` of a normaliser's output, keeping where each character came
+    from. Its input is cleaned already, so only spaces the rules put in need it."""
+    text, sources = [], []
+    for char, source in zip(spoken.text, spoken.sources):
+        if char.isspace():
+            if not text or text[-1] == " ":
+                continue
+            char = " "
+        text.append(char)
+        sources.append(source)
+    if text and text[-1] == " ":
+        text.pop()
+        sources.pop()
+    return Spoken(spoken.written, "".join(text), tuple(sources))
+
+
+def _parts(spoken: Spoken, ranges: list[tuple[int, int]]) -> list[Spoken]:
+    """A sentence's parts (ranges of spoken.text, in order, together all of
+    it), each with the written text it says: the written sentence is cut
+    where each part's first source starts, so nothing written is lost
+    between parts (the "th," of "5th," that no spoken word claims)."""
+    starts = [spoken.source(a, b) for a, b in ranges]
+    cuts = [0] + [span[0] if span else len(spoken.written) for span in starts[1:]] + [len(spoken.written)]
+    for i in range(len(cuts) - 2, -1, -1):
+        cuts[i] = min(cuts[i], cuts[i + 1])  # monotonic, even where a rule reorders
+    parts = []
+    for (a, b), first, last in zip(ranges, cuts, cuts[1:]):
+        sources = tuple(
+            None if s is None else (min(max(s[0] - first, 0), last - first), min(max(s[1] - first, 0), last - first))
+            for s in spoken.sources[a:b]
+        )
+        parts.append(Spoken(spoken.written[first:last].strip(), spoken.text[a:b], sources))
+    return parts
+
+
+def _with_sources(chunks: list[Chunk], sentences: list[Spoken]) -> list[Chunk]:
+    """Chunks whose every sentence (or part of one) knows what it says.
+    Parts are cut at spaces of their sentence, in order; a part that is not
+    a piece of it (a word longer than a chunk, cut and joined) says itself."""
+    index = offset = 0
+    placed: list[tuple[int, int, int] | None] = []  # (sentence, start, end) of each part, in order
+    for part in (part for chunk in chunks for part in chunk.sentences):
+        whole = sentences[index].text if index < len(sentences) else ""
+        if whole[offset : offset + len(part)] == part:
+            placed.append((index, offset, offset + len(part)))
+            offset += len(part) + 1
+        else:
+            placed.append(None)
+            offset = whole.find(" ", offset + len(part)) + 1 or len(whole) + 1
+        if offset >= len(whole):
+            index, offset = index + 1, 0
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    for where in placed:
+        if where is not None:
+            ranges.setdefault(where[0], []).append(where[1:])
+    said = {n: iter(_parts(sentences[n], spans)) for n, spans in ranges.items()}
+    parts = iter(placed)
+    return [
+        Chunk(
+            chunk.sentences,
+            tuple(
+                Spoken.of(part) if (where := next(parts)) is None else next(said[where[0]])
+                for part in chunk.sentences
+            ),
+        )
+        for chunk in chunks
+    ]
+
+
 def speakable_chunks(
-    run: TextRun, max_chars: int, language: str, normalize: bool, first_chunk_chars: int | None = None
+    run: TextRun,
+    max_chars: int,
+    language: str,
+    normalize: bool,
+    first_chunk_chars: int | None = None,
+    with_sources: bool = False,
 ) -> list[Chunk]:
     """A run of a request's cleaned text → its chunks, split into sentences
-    where the ingress did not, and with `normalize` spelt out (`spell_out`)."""
-    sentences = [*run.sentences, *split_sentences(run.unsplit, language)]
-    if normalize:
-        # After the split, sentence by sentence: the one split is the text as
-        # written, where Punkt knows "Dr." and never cuts "$3.50" (no space).
-        spoken = (clean_text(spell_out(sentence, language)) for sentence in sentences)
-        sentences = [sentence for sentence in spoken if sentence]
-    return pack_chunks(sentences, max_chars, first_chunk_chars)
+    where the ingress did not, and with `normalize` spelt out (`spell_out`);
+    `with_sources`: each sentence with what it says of the text as written."""
+    written = [*run.sentences, *split_sentences(run.unsplit, language)]
+    # After the split, sentence by sentence: the one split is the text as
+    # written, where Punkt knows "Dr." and never cuts "$3.50" (no space).
+    said = [clean_spoken(normalize_with_spans(s, language)) if normalize else Spoken.of(s) for s in written]
+    said = [sentence for sentence in said if sentence.text]
+    chunks = pack_chunks([sentence.text for sentence in said], max_chars, first_chunk_chars)
+    return _with_sources(chunks, said) if with_sources else chunks

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from voicegraph.text.captions import speech_weight, spread
+from voicegraph.text.captions import Caption, speech_weight, spread
 from voicegraph.text.spelling import Span, Spoken
 
 _WORD = re.compile(r"\S+")
@@ -141,3 +141,46 @@ def original_words(said: Spoken, spoken: Sequence[WordTime]) -> list[WordTime]:
     at = timed[-1].end_s
     timed.extend(WordTime(m[0], at, at) for m in written[next_written:])
     return timed
+
+
+def word_captions(
+    chunk_parts: Sequence[Sequence[Spoken]],
+    chunk_words: Sequence[Sequence[WordTime]],
+    chunk_durations_s: Sequence[float],
+    pause_s: float,
+) -> list[Caption]:
+    """Sentence captions with their words, for chunks spoken in order with
+    `pause_s` between them (as `captions.caption_chunks` times them), each
+    chunk given as its sentences (what each says of the text as written)
+    and its words' times from its own start.
+
+    A sentence runs from its first word to the next sentence's first word
+    (the chunk's start and end at its ends), so its words are inside it;
+    its text and words are the user's, timed by what says them. A chunk
+    whose times do not match its words (an engine that said a word as
+    two) is estimated instead, as is a sentence the written words cannot
+    be put back on (a word longer than a chunk, cut in two)."""
+    captions: list[Caption] = []
+    chunk_start = 0.0
+    for parts, words, duration in zip(chunk_parts, chunk_words, chunk_durations_s, strict=True):
+        chunk_end = chunk_start + duration
+        counts = [len(part.text.split()) for part in parts]
+        if sum(counts) != len(words):
+            words = estimate_word_times(" ".join(part.text for part in parts), 0.0, duration)
+        timed = [WordTime(w.word, chunk_start + w.start_s, chunk_start + w.end_s) for w in fit_to(words, 0.0, duration)]
+        groups, at = [], 0
+        for count in counts:
+            groups.append(timed[at : at + count])
+            at += count
+        starts = [chunk_start]
+        for group in groups[1:]:
+            starts.append(max(starts[-1], group[0].start_s if group else starts[-1]))
+        ends = [*starts[1:], chunk_end]
+        for part, group, start, end in zip(parts, groups, starts, ends):
+            try:
+                written = original_words(part, group)
+            except ValueError:
+                written = group
+            captions.append(Caption(start, end, part.written or part.text, tuple(fit_to(written, start, end))))
+        chunk_start = chunk_end + pause_s
+    return captions
