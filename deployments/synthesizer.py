@@ -17,6 +17,7 @@ rest wait their turn, where a cancelled caller's chunk is never started.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -28,7 +29,9 @@ from deployments.placement import replica_placement
 from voicegraph.audio.dsp import as_int16
 from voicegraph.core.settings import Settings
 from voicegraph.engines import ChunkRequest, ClonedVoice, EngineInfo, Sampling, Voice, build_engine, synthesizer
+from voicegraph.engines.base import TimedAudio
 from voicegraph.engines.slots import EngineSlots
+from voicegraph.text.words import estimate_word_times
 
 
 def deployment_name(engine: str) -> str:
@@ -94,6 +97,20 @@ class Synthesizer:
             if isinstance(pcm, Exception):
                 raise pcm
         return as_int16(pcm)
+
+    async def synthesize_timed(
+        self, text: str, voice: Voice, language: str, speed: float, sampling: Sampling = Sampling()
+    ) -> TimedAudio:
+        """`synthesize`, with when each word is said (for captions)."""
+        if self._batch_size > 1:
+            # Decoded with other chunks, by an engine (XTTS) that cannot time
+            # its words: they are estimated, and the answer says so.
+            pcm = await self.synthesize(text, voice, language, speed, sampling)
+            seconds = len(pcm) / self._chunks.engine.info().sample_rate_for(voice)
+            return TimedAudio(pcm, tuple(estimate_word_times(text, 0.0, seconds)), words_estimated=True)
+        await self._voice_model_ready()
+        timed = await self._slots.run(self._chunks.synthesize_timed, text, voice, language, speed, sampling)
+        return dataclasses.replace(timed, pcm=as_int16(timed.pcm))
 
     @serve.batch
     async def _synthesize_together(self, chunks: list[ChunkRequest]) -> list[np.ndarray | Exception]:

@@ -65,7 +65,8 @@ class TTSRequest(SpeechParams):
     save: bool = Field(False, description="Store the file and return its location as JSON.")
     captions: CaptionFormat | None = Field(
         None,
-        description="Sentence-level timestamps of the spoken (normalised) text. The answer is then "
+        description="Sentence and word timestamps of the text as written (json: each sentence with its "
+        "words). The answer is then "
         "JSON: the stored file's location with save, else the audio as base64, plus `captions`.",
     )
 
@@ -96,7 +97,14 @@ class SavedSpeech(BaseModel):
     model: str
     chunks: list[ChunkInfo]
     captions: str | list[dict[str, Any]] | None = Field(
-        None, description="With `captions`: WebVTT or SRT text, or a list of {start, end, text}."
+        None,
+        description="With `captions`: WebVTT or SRT text, or a list of {start, end, text, words: [{word, start, "
+        "end}]}; text and words as written in the request.",
+    )
+    words_estimated: bool | None = Field(
+        None,
+        description="With captions: true where the engine could not time its words (XTTS) and they are "
+        "spread by spoken weight; false where each word's time is the engine's own (Piper, eSpeak).",
     )
 
 
@@ -108,3 +116,8 @@ class SpeechWithCaptions(BaseModel):
     sample_rate: int
     audio_base64: str
     captions: str | list[dict[str, Any]]
+    words_estimated: bool | None = Field(
+        None,
+        description="With captions: true where the engine could not time its words (XTTS) and they are "
+        "spread by spoken weight; false where each word's time is the engine's own (Piper, eSpeak).",
+    )

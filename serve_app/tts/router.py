@@ -84,6 +84,7 @@ async def create_speech(
             sample_rate=audio.sample_rate,
             audio_base64=base64.b64encode(audio.data).decode("ascii"),
             captions=captions,
+            words_estimated=speech.words_estimated,
         )
         return Response(with_captions.model_dump_json(), media_type="application/json", headers=headers)
     stored = await tts.save(speech)
@@ -107,6 +108,7 @@ async def create_speech(
             for i, (text, duration) in enumerate(zip(speech.chunks, audio.chunk_durations_s, strict=True))
         ],
         captions=captions,
+        words_estimated=speech.words_estimated,
     )
     return Response(saved.model_dump_json(), media_type="application/json", headers=headers)
 

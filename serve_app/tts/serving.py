@@ -42,12 +42,13 @@ from voicegraph.core.errors import (
 from voicegraph.core.retry import Retry, retry_async
 from voicegraph.core.settings import Settings
 from voicegraph.engines import EngineInfo, Sampling, Voice
-from voicegraph.engines.base import check_compatible, resolve_language
+from voicegraph.engines.base import TimedAudio, check_compatible, resolve_language
 from voicegraph.engines.catalog import SEPARATOR, EngineCatalog, Preset, qualified
 from voicegraph.storage.layout import StoredObject, response_cache_keys
-from voicegraph.storage.response_cache import cache_key, from_sidecar, sidecar
-from voicegraph.text.captions import CaptionFormat, caption_chunks, render
+from voicegraph.storage.response_cache import CachedSpeech, cache_key, from_sidecar, sidecar
+from voicegraph.text.captions import Caption, CaptionFormat, caption_chunks, render, to_json
 from voicegraph.text.chunking import Chunk, check_text, split_head, split_sentences
+from voicegraph.text.words import captions_from_json, word_captions
 
 logger = logging.getLogger("ray.serve")
 
@@ -70,6 +71,7 @@ class SpeechJob:
     sampling: Sampling = Sampling()
     voice_cache_hit: bool | None = None
     normalize: bool = True  # with voice_url: was the cached clone used
+    timed: bool = False  # captions asked for: each word's time, on the words as written
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ class Speech:
     # Each chunk's sentences, for captions; None when read from the response
     # cache, which keeps the chunks' text only.
     sentences: tuple[tuple[str, ...], ...] | None = None
+    # With `timed`: sentence captions with their words, on the text as written.
+    word_captions: tuple[Caption, ...] | None = None
+    words_estimated: bool | None = None  # True where an engine could not time its words
 
 
 class TTSServing:
@@ -163,6 +168,8 @@ class TTSServing:
         normalize = settings.normalize_text if request.normalize is None else request.normalize
         if request.voice and request.voice_url:
             raise InvalidRequestError("send either voice or voice_url, not both")
+        # Captions (TTS requests and jobs ask for them) time each word.
+        timed = bool(getattr(request, "captions", None))
         # Last: a voice_url may download and clone, which bad text must not cost.
         if request.voice_url:
             info = catalog.cloning_engine(request.engine)
@@ -171,7 +178,7 @@ class TTSServing:
             digest = hashlib.sha256(f"{info.engine} {request.voice_url}".encode()).hexdigest()[:12]
             return SpeechJob(
                 text, info.engine, voice, "url_" + digest, language, format_name, request.speed, sampling, hit,
-                normalize,
+                normalize, timed,
             )
         default_engine = requested or catalog.default
         preset = catalog.find_preset(request.voice or self._qualified_default(default_engine))
@@ -180,7 +187,7 @@ class TTSServing:
             language = self._language(request.language, preset.info, preset.voice_id)
             return SpeechJob(
                 text, preset.engine, preset.voice_id, catalog.public_id(preset), language, format_name,
-                request.speed, sampling, normalize=normalize,
+                request.speed, sampling, normalize=normalize, timed=timed,
             )
         voice_id = request.voice or ""
         try:
@@ -201,7 +208,8 @@ class TTSServing:
         # A clone speaks the language it was made for unless asked otherwise.
         language = self._language(request.language or record.language, info)
         return SpeechJob(
-            text, info.engine, voice, voice_id, language, format_name, request.speed, sampling, normalize=normalize
+            text, info.engine, voice, voice_id, language, format_name, request.speed, sampling, normalize=normalize,
+            timed=timed,
         )
 
     def public_voice_id(self, info: EngineInfo, voice_id: str) -> str:
@@ -248,10 +256,10 @@ class TTSServing:
         max_chars = self._chunk_chars(info, job.language)
         head, tail = split_head(job.text, max_chars, job.language)
         chunk = self._chunker.chunk.remote
-        head_chunks = chunk(head, max_chars, job.language, job.normalize, self.settings.first_chunk_chars)
+        head_chunks = chunk(head, max_chars, job.language, job.normalize, self.settings.first_chunk_chars, job.timed)
         if tail is None:
             return head_chunks, None
-        return head_chunks, lambda: chunk(tail, max_chars, job.language, job.normalize)
+        return head_chunks, lambda: chunk(tail, max_chars, job.language, job.normalize, None, job.timed)
 
     async def synthesize(
         self, job: SpeechJob, progress: Progress | None = None, admitted: bool = False, deadline: float | None = None
@@ -305,6 +313,7 @@ class TTSServing:
             model=info.model,
             chunk_chars=self._chunk_chars(info, job.language),
             settings=self.settings,
+            timed=job.timed,
         )
         return response_cache_keys(digest, audio_format(job.format).extension)
 
@@ -313,7 +322,7 @@ class TTSServing:
         read (bucket down, slow, a broken entry) only costs a synthesis."""
         audio_key, sidecar_key = keys
 
-        async def read() -> tuple[StitchedAudio, tuple[str, ...]] | None:
+        async def read() -> CachedSpeech | None:
             document = await self._storage.find.remote(sidecar_key)
             if document is None:
                 return None  # the usual miss
@@ -329,8 +338,11 @@ class TTSServing:
             return None
         if entry is None:
             return None
-        audio, chunks = entry
-        return Speech(job=job, audio=audio, chunks=chunks, cache_hit=True)
+        captions = None if entry.captions is None else tuple(captions_from_json(entry.captions))
+        return Speech(
+            job=job, audio=entry.audio, chunks=entry.chunks, cache_hit=True, word_captions=captions,
+            words_estimated=entry.words_estimated,
+        )
 
     def _cache_later(self, keys: tuple[str, str], speech: Speech) -> None:
         # In the background: the response does not wait for storage.
@@ -344,7 +356,8 @@ class TTSServing:
         audio_key, sidecar_key = keys
         audio = speech.audio
         try:
-            document = await asyncio.to_thread(sidecar, audio, speech.chunks)
+            captions = None if speech.word_captions is None else to_json(list(speech.word_captions))
+            document = await asyncio.to_thread(sidecar, audio, speech.chunks, captions, speech.words_estimated)
             await self._storage.put.remote(audio_key, audio.data, audio.content_type)
             await self._storage.put.remote(sidecar_key, document, "application/json")
         except Exception:
@@ -371,7 +384,7 @@ class TTSServing:
             self._admit_chunks(len(chunks))
         done = 0
 
-        async def counted(chunk: str) -> np.ndarray:
+        async def counted(chunk: str) -> np.ndarray | TimedAudio:
             nonlocal done
             pcm = await self._synthesize_chunk(chunk, job)
             done += 1
@@ -383,19 +396,30 @@ class TTSServing:
             progress(0, len(chunks))
         tasks = [asyncio.ensure_future(counted(chunk.text)) for chunk in chunks]
         try:
-            parts: list[np.ndarray] = await asyncio.gather(*tasks)
+            results: list = await asyncio.gather(*tasks)
         except BaseException as exc:
             # One chunk failed, the deadline passed or the client went away:
             # the others are wasted work.
             self._cancel(tasks, _why_cancelled(exc, deadline))
             raise
+        parts = [result.pcm if job.timed else result for result in results]
         audio = await self._stitch(parts, info.sample_rate_for(job.voice), job.format)
-        return Speech(
+        speech = Speech(
             job=job,
             audio=audio,
             chunks=tuple(chunk.text for chunk in chunks),
             sentences=tuple(chunk.sentences for chunk in chunks),
         )
+        if not job.timed:
+            return speech
+        captions = word_captions(
+            [chunk.spoken for chunk in chunks],
+            [result.words for result in results],
+            list(audio.chunk_durations_s),
+            self._pause_s(audio),
+        )
+        estimated = any(result.words_estimated for result in results)
+        return replace(speech, word_captions=tuple(captions), words_estimated=estimated)
 
     async def _stitch(self, parts: list[np.ndarray], sample_rate: int, format_name: str) -> StitchedAudio:
         """One file from the parts. WAV and PCM are joined here: scaling int16
@@ -636,7 +660,7 @@ class TTSServing:
             self.chunks_in_flight -= 1
         self.chunks_done += 1
 
-    async def _send_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
+    async def _send_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray | TimedAudio:
         options = self.settings.synthesizer
         # The replica is broken (it said so) or gone (killed, OOM, node lost):
         # the chunk itself is fine, so another replica gets it.
@@ -647,8 +671,11 @@ class TTSServing:
             max_s=options.replica_fault_backoff_s,
         )
 
-        async def send() -> np.ndarray:
-            response = self._synthesizer_for(job).synthesize.remote(
+        # With captions, each word's time too.
+        method = "synthesize_timed" if job.timed else "synthesize"
+
+        async def send() -> np.ndarray | TimedAudio:
+            response = getattr(self._synthesizer_for(job), method).remote(
                 chunk, job.voice, job.language, job.speed, job.sampling
             )
             try:
@@ -657,21 +684,26 @@ class TTSServing:
                 response.cancel()
                 raise
 
-        async def send_when_queued() -> np.ndarray:
+        async def send_when_queued() -> np.ndarray | TimedAudio:
             # Admitted work is not refused halfway: a full Synthesizer queue is waited out.
             return await retry_async(send, _WAIT_FOR_CAPACITY)
 
         return await retry_async(send_when_queued, policy, on_retry=_log_replica_fault)
 
+    def _pause_s(self, audio: StitchedAudio) -> float:
+        # The pause join_chunks put between chunks: whole samples, as it cuts it.
+        return ms_to_samples(audio.sample_rate, self.settings.pause_ms) / audio.sample_rate
+
     def captions(self, speech: Speech, fmt: CaptionFormat) -> str | list:
-        """Sentence timestamps from the chunks' real durations and the pause
-        join_chunks put between them (whole samples, as it cuts it)."""
+        """Sentence captions with their words where the job was timed; else
+        sentence timestamps from the chunks' real durations."""
+        if speech.word_captions is not None:
+            return render(list(speech.word_captions), fmt)[0]
         audio = speech.audio
-        pause_s = ms_to_samples(audio.sample_rate, self.settings.pause_ms) / audio.sample_rate
         sentences = speech.sentences
         if sentences is None:
             sentences = tuple(split_sentences(chunk, speech.job.language) for chunk in speech.chunks)
-        captions = caption_chunks(sentences, list(audio.chunk_durations_s), pause_s)
+        captions = caption_chunks(sentences, list(audio.chunk_durations_s), self._pause_s(audio))
         return render(captions, fmt)[0]
 
     async def save(self, speech: Speech) -> StoredObject:

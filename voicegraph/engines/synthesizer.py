@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import numpy as np
 
 from voicegraph.core import metrics
 from voicegraph.core.errors import InvalidRequestError, ReplicaFaultError, SynthesisError
 from voicegraph.core.retry import Retry, retry_call
-from voicegraph.engines.base import ChunkRequest, Engine, Sampling, Voice
+from voicegraph.engines.base import ChunkRequest, Engine, Sampling, TimedAudio, Voice
 
 logger = logging.getLogger("ray.serve")
+
+T = TypeVar("T", np.ndarray, TimedAudio)
 
 
 class Synthesizer:
@@ -49,11 +52,28 @@ class Synthesizer:
         sampling: Sampling = Sampling(),
         request_id: str = "",
     ) -> np.ndarray:
+        call = self.engine.synthesize
+        return self._attempt(lambda: call(text, voice, language, speed, sampling), voice, request_id)
+
+    def synthesize_timed(
+        self,
+        text: str,
+        voice: Voice,
+        language: str,
+        speed: float,
+        sampling: Sampling = Sampling(),
+        request_id: str = "",
+    ) -> TimedAudio:
+        """`synthesize`, with when each word is said."""
+        call = self.engine.synthesize_timed
+        return self._attempt(lambda: call(text, voice, language, speed, sampling), voice, request_id)
+
+    def _attempt(self, call: Callable[[], T], voice: Voice, request_id: str) -> T:
         engine = self._info.engine
         started = time.perf_counter()
         try:
-            pcm = retry_call(
-                lambda: self.engine.synthesize(text, voice, language, speed, sampling),
+            result = retry_call(
+                call,
                 self._policy,
                 on_retry=lambda exc, failures, delay_s: self._retrying(exc, failures, request_id),
             )
@@ -66,8 +86,9 @@ class Synthesizer:
             raise SynthesisError(
                 f"synthesis failed after {self.retries + 1} attempts: {exc}"
             ) from exc
+        pcm = result.pcm if isinstance(result, TimedAudio) else result
         self._done(voice, len(pcm), time.perf_counter() - started)
-        return pcm
+        return result
 
     def synthesize_batch(self, chunks: Sequence[ChunkRequest]) -> list[np.ndarray | Exception]:
         """Each chunk's audio, or its own error, decoded together where the

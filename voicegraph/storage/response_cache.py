@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -71,6 +72,7 @@ def cache_key(
     model: str,
     chunk_chars: int,
     settings: Settings,
+    timed: bool = False,
 ) -> str:
     """sha256 hex of the request's canonical form."""
     return hashlib.sha256(
@@ -87,6 +89,8 @@ def cache_key(
                 "engine": engine,
                 "model": model,
                 "chunk_chars": chunk_chars,
+                # Timed entries keep their word captions: another entry.
+                "timed": timed,
                 "first_chunk_chars": settings.first_chunk_chars,
                 "audio": _audio_settings(settings, format_name, engine),
             }
@@ -94,11 +98,27 @@ def cache_key(
     ).hexdigest()
 
 
-def sidecar(audio: StitchedAudio, chunks: tuple[str, ...]) -> bytes:
+@dataclass(frozen=True)
+class CachedSpeech:
+    audio: StitchedAudio
+    chunks: tuple[str, ...]
+    # A timed entry's word captions, as JSON captions (`captions.to_json`).
+    captions: list[dict] | None = None
+    words_estimated: bool | None = None
+
+
+def sidecar(
+    audio: StitchedAudio,
+    chunks: tuple[str, ...],
+    captions: list[dict] | None = None,
+    words_estimated: bool | None = None,
+) -> bytes:
     """What a hit needs besides the audio bytes to answer as synthesis would
     (captions, save, jobs); the audio's hash ties the two files together."""
+    timed = {} if captions is None else {"captions": captions, "words_estimated": words_estimated}
     return _canonical(
         {
+            **timed,
             "version": CACHE_VERSION,
             "format": audio.format,
             "content_type": audio.content_type,
@@ -111,7 +131,7 @@ def sidecar(audio: StitchedAudio, chunks: tuple[str, ...]) -> bytes:
     )
 
 
-def from_sidecar(document: bytes, data: bytes) -> tuple[StitchedAudio, tuple[str, ...]]:
+def from_sidecar(document: bytes, data: bytes) -> CachedSpeech:
     """The audio and chunks an entry holds; ValueError when the two files do
     not belong together (two writers of one key raced): a miss, not a wrong answer."""
     meta = json.loads(document)
@@ -127,4 +147,4 @@ def from_sidecar(document: bytes, data: bytes) -> tuple[StitchedAudio, tuple[str
         duration_s=meta["duration_s"],
         chunk_durations_s=tuple(meta["chunk_durations_s"]),
     )
-    return audio, tuple(meta["chunks"])
+    return CachedSpeech(audio, tuple(meta["chunks"]), meta.get("captions"), meta.get("words_estimated"))

@@ -184,3 +184,14 @@ def word_captions(
             captions.append(Caption(start, end, part.written or part.text, tuple(fit_to(written, start, end))))
         chunk_start = chunk_end + pause_s
     return captions
+
+
+def captions_from_json(captions: Sequence[dict]) -> list[Caption]:
+    """`captions.to_json`'s captions back (to milliseconds, as it rounds them)."""
+    return [
+        Caption(
+            c["start"], c["end"], c["text"],
+            tuple(WordTime(w["word"], w["start"], w["end"]) for w in c.get("words", ())),
+        )
+        for c in captions
+    ]

@@ -357,7 +357,7 @@ class RecordingChunker:
         outer = self
 
         class _Method:
-            def remote(self, run, max_chars, language, normalize, first_chunk_chars=None):
+            def remote(self, run, max_chars, language, normalize, first_chunk_chars=None, with_sources=False):
                 from voicegraph.text.chunking import speakable_chunks
 
                 outer.asked.append((run, first_chunk_chars))

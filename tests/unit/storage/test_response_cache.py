@@ -160,7 +160,11 @@ CHUNKS = ("Hello there.", "How are you?")
 
 
 def test_sidecar_round_trip():
-    assert from_sidecar(sidecar(AUDIO, CHUNKS), AUDIO.data) == (AUDIO, CHUNKS)
+    entry = from_sidecar(sidecar(AUDIO, CHUNKS), AUDIO.data)
+    assert (entry.audio, entry.chunks, entry.captions) == (AUDIO, CHUNKS, None)
+    captions = [{"start": 0.0, "end": 1.0, "text": "Hi 5.", "words": [{"word": "Hi", "start": 0.0, "end": 0.4}]}]
+    timed = from_sidecar(sidecar(AUDIO, CHUNKS, captions, False), AUDIO.data)
+    assert (timed.captions, timed.words_estimated) == (captions, False)
 
 
 def test_audio_that_is_not_the_sidecars_is_refused():
