@@ -214,3 +214,42 @@ def test_a_clone_is_refused_by_piper_and_made_by_espeak(piper, reference_server)
     assert response.status_code == 200 and response.headers["x-engine"] == "espeak"
     from_url = piper.post("/v1/tts", json={"text": "Hello.", "voice_url": url})
     assert from_url.status_code == 200 and from_url.headers["x-engine"] == "espeak"
+
+
+WRITTEN = "We meet at 7:45 a.m. on Jan. 5th, 2027. The quick brown fox jumps over the lazy dog, twice! Then we leave."
+
+
+def speech_end_s(pcm: np.ndarray, rate: int) -> float:
+    """Where the last 10 ms of sound ends (within 30 dB of the loudest): the
+    file goes on with the engine's closing silence, which no word says."""
+    frame = rate // 100
+    frames = np.pad(pcm.astype(np.float64), (0, -len(pcm) % frame)).reshape(-1, frame)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    loud = np.flatnonzero(rms > rms.max() * 10 ** (-30 / 20))
+    return (loud[-1] + 1) * frame / rate
+
+
+@pytest.mark.parametrize("engine", ["piper", "espeak"])
+def test_captions_time_each_word_as_written(piper, engine):
+    voice, _ = VOICES[engine]
+    response = piper.post("/v1/tts", json={"text": WRITTEN, "voice": voice, "captions": "json"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["words_estimated"] is False  # the engine's own times
+    pcm, rate = decode(base64.b64decode(body["audio_base64"]))
+    captions = body["captions"]
+    # The text as the user wrote it, not as it was spoken ("seven forty-five a m").
+    assert [c["text"] for c in captions] == [
+        "We meet at 7:45 a.m. on Jan. 5th, 2027.", "The quick brown fox jumps over the lazy dog, twice!", "Then we leave."
+    ]
+    for caption in captions:
+        words = caption["words"]
+        assert [w["word"] for w in words] == caption["text"].split()
+        assert all(caption["start"] <= w["start"] <= w["end"] <= caption["end"] for w in words), caption
+        assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:])), caption  # ordered
+    assert all(a["end"] <= b["start"] for a, b in zip(captions, captions[1:]))
+    last_word = captions[-1]["words"][-1]
+    assert last_word["end"] == pytest.approx(speech_end_s(pcm, rate), abs=0.05)
+    # "7:45" takes longer to say ("seven forty-five") than "at".
+    first = {w["word"]: w["end"] - w["start"] for w in captions[0]["words"]}
+    assert first["7:45"] > first["at"]
