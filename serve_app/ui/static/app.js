@@ -378,7 +378,11 @@ function renderCaptions(captions) {
   state.captions = captions;
   $("captions").replaceChildren(
     ...captions.map((caption) => {
-      const button = el("button", { type: "button" }, el("span", { className: "time" }, clock(caption.start)), caption.text);
+      // Each word its own span, lit while it is said; a caption without words shows its text.
+      const words = caption.words?.length
+        ? caption.words.flatMap((word, index) => [index ? " " : "", el("span", { className: "word" }, word.word)])
+        : [caption.text];
+      const button = el("button", { type: "button" }, el("span", { className: "time" }, clock(caption.start)), ...words);
       button.addEventListener("click", () => {
         state.stream?.player?.stop();
         $("player").currentTime = caption.start;
@@ -400,6 +404,10 @@ function highlight(seconds) {
     item.classList.toggle("current", index === current);
     if (index === current) item.setAttribute("aria-current", "true");
     else item.removeAttribute("aria-current");
+    const words = state.captions[index].words || [];
+    item.querySelectorAll(".word").forEach((span, at) => {
+      span.classList.toggle("spoken", index === current && words[at].start <= seconds && seconds < words[at].end);
+    });
   });
 }
 
