@@ -265,3 +265,37 @@ def test_a_request_s_sentences_are_split_once(monkeypatch, normalize, repeats):
     assert [caption.text for caption in captions] == [
         sentence for chunk in chunks for sentence in split_sentences(chunk.text)
     ]
+
+
+@pytest.mark.parametrize(
+    "text, max_chars, expected",
+    [
+        # (spoken part, what it says of the text as written), chunk by chunk.
+        (
+            "We meet at 7:45 a.m. on Jan. 5th, 2027 for $5 million. Then we leave.",
+            60,
+            [
+                [("We meet at seven forty-five a m on January fifth,", "We meet at 7:45 a.m. on Jan. 5th,")],
+                [("twenty twenty-seven for five million dollars.", "2027 for $5 million."), ("Then we leave.", "Then we leave.")],
+            ],
+        ),
+        ("Plain words only. And more.", 400, [[("Plain words only.", "Plain words only."), ("And more.", "And more.")]]),
+    ],
+)
+def test_chunks_can_carry_what_each_sentence_says_as_written(text, max_chars, expected):
+    chunks = speakable_chunks(TextRun(unsplit=text), max_chars, "en-us", True, None, with_sources=True)
+    assert [[(spoken.text, spoken.written) for spoken in chunk.spoken] for chunk in chunks] == expected
+    assert all(tuple(s.text for s in chunk.spoken) == chunk.sentences for chunk in chunks)
+    # Without asking, chunks carry nothing more than before.
+    assert all(not chunk.spoken for chunk in speakable_chunks(TextRun(unsplit=text), max_chars, "en-us", True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.integers(min_value=20, max_value=300))
+def test_the_written_parts_of_any_text_are_all_of_it_in_order(text, limit):
+    cleaned = clean_text(text)
+    chunks = speakable_chunks(TextRun(unsplit=cleaned), limit, "en-us", True, None, with_sources=True)
+    assert all(tuple(s.text for s in chunk.spoken) == chunk.sentences for chunk in chunks)
+    if all(len(word) <= limit for word in cleaned.split()):
+        written = " ".join(s.written for chunk in chunks for s in chunk.spoken if s.written)
+        assert written.split() == cleaned.split()

@@ -6,8 +6,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voicegraph.text.captions import Caption, render, to_json, to_srt, to_webvtt
+from voicegraph.text.chunking import TextRun, clean_text, speakable_chunks
 from voicegraph.text.spelling import Spoken, normalize_with_spans, spell_out
-from voicegraph.text.words import WordTime, estimate_word_times, fit_to, original_words, trim_silence
+from voicegraph.text.words import (
+    WordTime,
+    captions_from_json,
+    estimate_word_times,
+    fit_to,
+    original_words,
+    trim_silence,
+    word_captions,
+)
 
 
 def spans(words):
@@ -233,3 +242,55 @@ def test_text_captions_ignore_words():
     with_words, without = [Caption(0.0, 1.2, "Hi there.", WORDS)], [Caption(0.0, 1.2, "Hi there.")]
     assert to_webvtt(with_words) == to_webvtt(without)
     assert to_srt(with_words) == to_srt(without)
+
+
+def _timed(text: str, start: float, end: float) -> list[WordTime]:
+    return estimate_word_times(text, start, end)
+
+
+def test_word_captions_show_the_text_as_written_timed_by_what_says_it():
+    chunks = speakable_chunks(TextRun(unsplit="Wake at 7:45 a.m. today. Then eat."), 400, "en-us", True, None, True)
+    (chunk,) = chunks
+    # An engine's times for "Wake at seven forty-five a m today. Then eat.", from the chunk's start.
+    spoken = _timed(chunk.text, 0.1, 2.9)
+    (first, second) = word_captions([chunk.spoken], [spoken], [3.0], 0.2)
+    assert (first.text, second.text) == ("Wake at 7:45 a.m. today.", "Then eat.")
+    assert [w.word for w in first.words] == ["Wake", "at", "7:45", "a.m.", "today."]
+    said = {w.word: w for w in spoken}
+    assert first.words[2].start_s == said["seven"].start_s and first.words[2].end_s == said["forty-five"].end_s
+    # A sentence runs from the chunk's start, or its first word, to the next one's first word.
+    assert (first.start_s, first.end_s, second.start_s, second.end_s) == (0.0, said["Then"].start_s, said["Then"].start_s, 3.0)
+
+
+def test_word_times_that_do_not_match_the_words_are_estimated():
+    (chunk,) = speakable_chunks(TextRun(unsplit="One two three."), 400, "en-us", False, None, True)
+    (caption,) = word_captions([chunk.spoken], [_timed("One two", 0.0, 1.0)], [1.5], 0.2)
+    assert [w.word for w in caption.words] == ["One", "two", "three."] and caption.words[-1].end_s == 1.5
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet="abc $7:.,5", min_size=1, max_size=60), min_size=1, max_size=4), st.floats(0.1, 20))
+def test_word_captions_of_any_chunks_are_ordered_and_hold_their_words(texts, seconds):
+    parts, words, durations = [], [], []
+    for text in texts:
+        cleaned = clean_text(text)
+        if not cleaned:
+            continue
+        for chunk in speakable_chunks(TextRun(unsplit=cleaned), 400, "en-us", True, None, True):
+            parts.append(chunk.spoken)
+            words.append(_timed(chunk.text, 0.0, seconds))
+            durations.append(seconds)
+    captions = word_captions(parts, words, durations, 0.18)
+    assert all(a.end_s <= b.start_s for a, b in zip(captions, captions[1:]))
+    for caption in captions:
+        assert caption.start_s <= caption.end_s
+        assert all(caption.start_s <= w.start_s <= w.end_s <= caption.end_s for w in caption.words)
+        assert all(a.end_s <= b.start_s + 1e-9 for a, b in zip(caption.words, caption.words[1:]))
+    if captions:
+        assert captions[-1].end_s == pytest.approx(len(durations) * seconds + (len(durations) - 1) * 0.18)
+
+
+def test_json_captions_read_back_as_they_were():
+    captions = [Caption(0.0, 1.2344, "Hi 5.", (WordTime("Hi", 0.0, 0.4), WordTime("5.", 0.4, 1.2344)))]
+    again = captions_from_json(to_json(captions))
+    assert to_json(again) == to_json(captions) and again[0].words[1] == WordTime("5.", 0.4, 1.234)
