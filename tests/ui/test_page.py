@@ -95,6 +95,8 @@ def test_speak_streams_then_plays_the_file_with_its_captions_lit(page):
     page.driver.find_elements("css selector", "#captions button")[1].click()
     page.wait(lambda: page.js("const p = document.getElementById('player'); return !p.paused && p.currentTime > 0"))
     assert current_caption(page) == 1
+    # The word being said is underlined, inside the lit caption.
+    page.wait(lambda: page.js("return document.querySelector('#captions li.current .word.spoken') !== null"))
     page.screenshot("02-speaking-captions", scroll_to="speak-status")
     page.wait(lambda: current_caption(page) == 2, timeout=20)
     page.wait(lambda: page.js("return document.getElementById('player').ended"), timeout=20)
