@@ -65,7 +65,7 @@ def test_laptop_config_binds_loopback_and_cluster_config_pins_gpus():
     configs = serve_configs()
     assert configs["serve_config.yaml"]["http_options"]["host"] == "127.0.0.1"
     assert Settings(**configs["serve_config.yaml"]["applications"][0]["args"]).synthesizer.gpus_per_replica == "auto"
-    assert cluster_settings(configs["cluster/rayservice.yaml"]["applications"][0]["args"]).synthesizer.gpus_per_replica == 0.25
+    assert cluster_settings(configs["cluster/rayservice.yaml"]["applications"][0]["args"]).synthesizer_for("xtts").gpus_per_replica == 0.25
 
 
 def test_cluster_logs_are_json_for_serve_and_the_application():

