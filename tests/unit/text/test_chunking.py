@@ -297,5 +297,6 @@ def test_the_written_parts_of_any_text_are_all_of_it_in_order(text, limit):
     chunks = speakable_chunks(TextRun(unsplit=cleaned), limit, "en-us", True, None, with_sources=True)
     assert all(tuple(s.text for s in chunk.spoken) == chunk.sentences for chunk in chunks)
     if all(len(word) <= limit for word in cleaned.split()):
-        written = " ".join(s.written for chunk in chunks for s in chunk.spoken if s.written)
-        assert written.split() == cleaned.split()
+        # Parts are cut where what they say starts, which may be inside a written word ("000=").
+        written = "".join(s.written for chunk in chunks for s in chunk.spoken)
+        assert written.replace(" ", "") == cleaned.replace(" ", "")
