@@ -83,3 +83,21 @@ def wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, pcm, rate, format="WAV")
     return buffer.getvalue()
+
+
+def speech_end_s(pcm: np.ndarray, rate: int) -> float:
+    """End of the last 10 ms of speech: of sound within 30 dB of the loudest
+    10 ms. The honest end for a last word, not the audio's: an engine may
+    close with a pause no word says (Piper's final punctuation), holding
+    faint noise and decoder clicks (up to -38 dB)."""
+    frame = rate // 100
+    rms = np.sqrt(np.mean(pcm[: len(pcm) // frame * frame].reshape(-1, frame) ** 2, axis=1))
+    return (np.flatnonzero(rms > 0.03 * rms.max())[-1] + 1) * frame / rate
+
+
+def assert_well_timed(words, end_s: float) -> None:
+    """Word times inside [0, end_s], each in order and none overlapping the next."""
+    for word in words:
+        assert 0 <= word.start_s <= word.end_s <= end_s
+    for before, after in zip(words, words[1:]):
+        assert before.end_s <= after.start_s

