@@ -9,6 +9,10 @@ from pathlib import Path
 from tests.helpers.ports import free_port
 from voicegraph.core.settings import Settings
 
+# For graphs that are not testing admission: a busy test machine slows their
+# requests down rather than having them refused as overload.
+PATIENT_ADMISSION = {"max_queue_wait_s": 60}
+
 
 @dataclass(frozen=True)
 class LocalServe:

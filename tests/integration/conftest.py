@@ -1,4 +1,10 @@
-"""One real local Ray and the real Serve graph for the whole test session."""
+"""One real local Ray and the real Serve graph for the whole test session.
+
+The other graphs live only as long as the module that uses them: an idle
+graph's replicas still poll their job database and answer health checks, and
+on a 2-core machine a session's worth of them slowed the last modules until
+their requests were refused as overload. Graphs that are not testing
+admission get PATIENT_ADMISSION."""
 
 import threading
 from dataclasses import dataclass, field
@@ -7,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tests.helpers.local_serve import Service, local_serve
+from tests.helpers.local_serve import PATIENT_ADMISSION, Service, local_serve
 from tests.helpers.ports import free_port
 from voicegraph.core.settings import Settings
 
@@ -115,6 +121,7 @@ def service(tmp_path_factory, reference_server, receiver) -> Service:
         serverless={"max_base64_bytes": 2_000_000},
         # As in the cluster configs, so the log tests read what operators query.
         log_encoding="JSON",
+        admission=PATIENT_ADMISSION,
     )
     # Logical CPUs: the fractional requests of every application the session
     # deploys beside this one (Piper, XTTS, keyed, serverless, ops: ~8 in all)
@@ -135,7 +142,7 @@ def client(service):
 EXTRA_PIPER_VOICES = {"en_US-a-medium": 1.0, "en_US-b-medium": 1.3, "en_US-c-medium": 0.8, "en_US-d-medium": 1.1}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def piper_service(service, tmp_path_factory, reference_server) -> Service:
     """Piper and eSpeak side by side in one graph, Piper the default engine:
     the bundled voice and four made from it in voices_dir, two held per
@@ -159,13 +166,14 @@ def piper_service(service, tmp_path_factory, reference_server) -> Service:
         openai={"models": {"tts-1": ["piper"], "tts-1-hd": ["xtts", "espeak"]}},
         response_cache={"enabled": False},
         outbound={"allow": [f"127.0.0.1:{reference_server.port}"]},
+        admission=PATIENT_ADMISSION,
     )
     serve.run(build_app(settings), name="voicegraph-piper", route_prefix="/piper")
     yield Service(f"{service.url}/piper", settings.storage_root, settings)
     serve.delete("voicegraph-piper")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def xtts_service(service, tiny_xtts_dir, reference_clip, tmp_path_factory) -> Service:
     """The same graph with engine xtts on the tiny checkpoint, beside the eSpeak one."""
     from ray import serve
@@ -180,6 +188,7 @@ def xtts_service(service, tiny_xtts_dir, reference_clip, tmp_path_factory) -> Se
         # A longer wait than the default's 10 ms: chunks sent together batch
         # together even on a busy 2-core machine.
         synthesizer={"min_replicas": 1, "max_replicas": 1, "num_cpus": 1, "batch_wait_timeout_s": 0.1},
+        admission=PATIENT_ADMISSION,
     )
     settings.xtts.stream_chunk_tokens = 8  # a chunk's 20-30 tokens stream as several pieces
     serve.run(build_app(settings), name="voicegraph-xtts", route_prefix="/xtts")
@@ -191,7 +200,7 @@ def xtts_service(service, tiny_xtts_dir, reference_clip, tmp_path_factory) -> Se
 API_KEYS = {"app": "vg_test-app-key", "old": "vg_test-revoked-key", "tight": "vg_test-tight-key", "wordy": "vg_test-wordy-key"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def keyed_service(service, tmp_path_factory) -> Service:
     """The graph with API keys on and two ingress replicas sharing the limits."""
     from ray import serve
@@ -207,6 +216,7 @@ def keyed_service(service, tmp_path_factory) -> Service:
         storage_root=tmp_path_factory.mktemp("keyed-storage"),
         synthesizer={"min_replicas": 1, "max_replicas": 1},
         ingress={"num_replicas": 2, "num_cpus": 0.1},
+        admission=PATIENT_ADMISSION,
         max_text_chars=400,
         auth={
             "enabled": True,
@@ -229,7 +239,7 @@ def keyed_service(service, tmp_path_factory) -> Service:
 SERVERLESS_KEY = "vg_test-serverless-key"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def serverless_service(service, tmp_path_factory, receiver) -> Service:
     """One runner slot, so a second job waits queued behind a long first one;
     texts long enough that a job is still running when the test cancels it;
@@ -244,6 +254,7 @@ def serverless_service(service, tmp_path_factory, receiver) -> Service:
         storage_root=tmp_path_factory.mktemp("serverless-storage"),
         synthesizer={"min_replicas": 1, "max_replicas": 1},
         max_text_chars=200_000,
+        admission=PATIENT_ADMISSION,
         response_cache={"enabled": False},
         outbound={"allow": [f"127.0.0.1:{receiver.port}"]},
         jobs={"max_running_per_replica": 1, "lease_s": 3, "heartbeat_s": 0.3, "poll_interval_s": 0.3},

@@ -12,6 +12,7 @@ import pytest
 
 from tests.helpers.audio import decode, ffmpeg_decode, median_f0, speech_seconds
 from tests.helpers.captions import CAPTIONED, parse_cues
+from tests.helpers.local_serve import PATIENT_ADMISSION
 from tests.helpers.texts import long_text, service_chunks
 from voicegraph.engines.espeak import EspeakEngine
 from voicegraph.text.chunking import clean_text
@@ -78,6 +79,7 @@ def long_chunks_url(service, tmp_path_factory):
         storage_root=tmp_path_factory.mktemp("long-chunks-storage"),
         chunk_chars=3000,
         synthesizer={"min_replicas": 1, "max_replicas": 1},
+        admission=PATIENT_ADMISSION,
     )
     serve.run(build_app(settings), name="voicegraph-long-chunks", route_prefix="/long-chunks")
     yield f"{service.url}/long-chunks"

@@ -3,10 +3,16 @@
 A callback is queued in the same transaction as the job state it reports
 (`enqueue` takes that transaction), so no job ends without its callback. A
 replica sending a callback holds it for a while, so that no other replica
-sends it too; one that dies mid-send lets it go when the hold runs out.
+sends it too; one that dies mid-send lets it go when the hold runs out. A
+hold is known by when it ends: a sender renews its hold just before it sends
+(it may have waited longer than the hold for a free thread), and records a
+failed attempt only while the hold is still its own, so that it never cuts
+short the hold of a sender that took the callback over.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from pydantic import BaseModel
 
@@ -46,7 +52,23 @@ class CallbackOutbox:
             if held_s:
                 for row in rows:
                     tx.execute("UPDATE callbacks SET next_attempt_at = ? WHERE id = ?", (now + held_s, row["id"]))
-        return [DueCallback(r["id"], r["job_id"], r["kind"], r["url"], bytes(r["body"]), r["attempts"]) for r in rows]
+        held_until = now + held_s if held_s else None
+        return [
+            DueCallback(r["id"], r["job_id"], r["kind"], r["url"], bytes(r["body"]), r["attempts"], held_until)
+            for r in rows
+        ]
+
+    def renew(self, due: DueCallback, held_s: float) -> DueCallback | None:
+        """Hold `due` for `held_s` from now, if its hold is still the caller's;
+        None when it is not (the hold ran out and another sender took it, or
+        it was delivered)."""
+        now = self._db.clock()
+        with self._db.transaction() as tx:
+            renewed = tx.execute(
+                "UPDATE callbacks SET next_attempt_at = ? WHERE id = ? AND state = 'pending' AND next_attempt_at = ?",
+                (now + held_s, due.id, due.held_until),
+            ).rowcount
+        return replace(due, held_until=now + held_s) if renewed else None
 
     def attempted(
         self,
@@ -55,7 +77,10 @@ class CallbackOutbox:
         status: int | None,
         error: str | None,
         retry_in_s: float,
+        held_until: float | None = None,
     ) -> None:
+        """Record one attempt. A delivery is always recorded; a failure only
+        while the caller's hold (`held_until`, from `due` or `renew`) lasts."""
         now = self._db.clock()
         with self._db.transaction() as tx:
             if delivered:
@@ -65,10 +90,11 @@ class CallbackOutbox:
                     (status, now, callback_id),
                 )
             else:
+                still_held = "" if held_until is None else " AND next_attempt_at = ?"
                 tx.execute(
                     "UPDATE callbacks SET attempts = attempts + 1, last_status = ?, last_error = ?,"
-                    " next_attempt_at = ? WHERE id = ? AND state = 'pending'",
-                    (status, error, now + retry_in_s, callback_id),
+                    " next_attempt_at = ? WHERE id = ? AND state = 'pending'" + still_held,
+                    (status, error, now + retry_in_s, callback_id, *(() if held_until is None else (held_until,))),
                 )
 
     def counts(self) -> dict[str, int]:

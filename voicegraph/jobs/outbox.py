@@ -53,8 +53,13 @@ class Outbox:
             uploaded += 1
         return uploaded
 
-    def deliver(self, due: DueCallback) -> Delivery:
+    def deliver(self, due: DueCallback) -> Delivery | None:
+        """Send one held callback; None when its hold was lost before it could
+        be sent (this replica was too slow to start), and it was not sent."""
         options = self.settings.callbacks
+        due = self.store.callbacks.renew(due, self.settings.jobs.outbox_hold_s)
+        if due is None:
+            return None
         attempt = due.attempts + 1
         secret = options.secret.get_secret_value() if options.secret else None
         headers = delivery_headers(
@@ -69,7 +74,9 @@ class Outbox:
             due.url, due.body, headers, allow=self.allow, timeout_s=options.timeout_s
         )
         retry_in = backoff_s(attempt, options.initial_backoff_s, options.max_backoff_s)
-        self.store.callbacks.attempted(due.id, result.delivered, result.status, result.error, retry_in)
+        self.store.callbacks.attempted(
+            due.id, result.delivered, result.status, result.error, retry_in, held_until=due.held_until
+        )
         metrics.count("voicegraph_callback_deliveries", outcome="delivered" if result.delivered else "failed")
         if not result.delivered:
             logger.warning(

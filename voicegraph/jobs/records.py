@@ -125,6 +125,7 @@ class DueCallback:
     url: str
     body: bytes
     attempts: int
+    held_until: float | None = None  # when the caller's hold ends; None: not held
 
 
 def to_json(value: Any) -> str | None:

@@ -231,6 +231,37 @@ def test_a_held_callback_goes_to_another_sender_when_its_hold_runs_out(store, cl
     assert again.id == held.id and again.attempts == 0
 
 
+def test_a_sender_that_lost_its_hold_neither_sends_nor_cuts_the_new_hold_short(store, clock):
+    job = store.create(new_job())
+    store.fail(job.id, "x", "y")
+    (late,) = store.callbacks.due(10, held_s=30)
+    clock.now += 30  # its sender waited that long for a free thread
+    (taken,) = store.callbacks.due(10, held_s=30)
+    assert store.callbacks.renew(late, held_s=30) is None
+    # A failure recorded by the late sender leaves the new holder's hold alone.
+    store.callbacks.attempted(late.id, False, 503, "HTTP 503", retry_in_s=0.1, held_until=late.held_until)
+    clock.now += 1
+    assert store.callbacks.due(10, held_s=30) == []
+    renewed = store.callbacks.renew(taken, held_s=30)
+    assert renewed is not None and renewed.held_until == clock.now + 30
+    clock.now += 29  # held for 30 s from the renewal, not from the take-over
+    assert store.callbacks.due(10, held_s=30) == []
+    store.callbacks.attempted(renewed.id, False, 503, "HTTP 503", retry_in_s=1, held_until=renewed.held_until)
+    assert store.get(job.id).callbacks[0].attempts == 1
+    clock.now += 1
+    assert [due.id for due in store.callbacks.due(10, held_s=30)] == [taken.id]
+
+
+def test_a_delivered_callback_is_recorded_even_after_its_hold_ran_out(store, clock):
+    job = store.create(new_job())
+    store.fail(job.id, "x", "y")
+    (due,) = store.callbacks.due(10, held_s=30)
+    clock.now += 31
+    store.callbacks.attempted(due.id, True, 200, None, retry_in_s=1, held_until=due.held_until)
+    assert store.get(job.id).callbacks[0].state == "delivered"
+    assert store.callbacks.due(10, held_s=30) == [] and store.callbacks.renew(due, held_s=30) is None
+
+
 def test_a_held_upload_goes_to_another_sender_when_its_hold_runs_out(store, clock):
     store.uploads.add("tts_generations/a.wav", "audio/wav", None, held_s=30)
     store.uploads.add("tts_generations/b.wav", "audio/wav", None)

@@ -4,6 +4,7 @@ upload outbox and the callback outbox, without Ray, on each job database
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 from pydantic import SecretStr
@@ -115,7 +116,10 @@ def test_outbox_delivers_a_signed_error_callback(tmp_path, job_database):
         job = jobs.store.create(NewJob(request={"text": "hi"}, story_id="st", error_callback_url=receiver.url("/err")))
         jobs.store.fail(job.id, "synthesis_failed", "the engine failed")
         outbox = Outbox(jobs, settings)
-        (due,) = jobs.store.callbacks.due(10)
+        (due,) = jobs.store.callbacks.due(10, held_s=settings.jobs.outbox_hold_s)
+        # A hold that is no longer the row's (another sender took it over): not sent.
+        assert outbox.deliver(replace(due, held_until=due.held_until - 1)) is None
+        assert receiver.received == []
         assert outbox.deliver(due).delivered
         (delivery,) = receiver.received
         assert delivery.json["error"] == "the engine failed" and delivery.json["story_id"] == "st"
