@@ -59,8 +59,11 @@ def firebase(service, receiver, reference_server, tmp_path_factory):
         },
         synthesizer={"min_replicas": 1, "max_replicas": 1},
         outbound={"allow": [f"127.0.0.1:{reference_server.port}", f"127.0.0.1:{receiver.port}"]},
-        jobs={"lease_s": 3, "heartbeat_s": 0.3, "poll_interval_s": 0.3},
-        callbacks={"secret": CALLBACK_SECRET, "initial_backoff_s": 0.2, "max_backoff_s": 1.0, "poll_interval_s": 0.2},
+        # What a killed StorageActor held goes to its successor after 6 s, not the default 2 min.
+        jobs={"lease_s": 3, "heartbeat_s": 0.3, "poll_interval_s": 0.3, "outbox_hold_s": 6},
+        callbacks={
+            "secret": CALLBACK_SECRET, "timeout_s": 2, "initial_backoff_s": 0.2, "max_backoff_s": 1.0, "poll_interval_s": 0.2,
+        },
     )
     try:
         serve.run(build_app(settings), name="voicegraph-fb", route_prefix="/fb")
