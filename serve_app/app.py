@@ -43,6 +43,7 @@ def _common(replicas: ReplicaSettings | SynthesizerSettings, settings: Settings)
         "health_check_period_s": replicas.health_check_period_s,
         "health_check_timeout_s": replicas.health_check_timeout_s,
         "logging_config": {"encoding": settings.log_encoding},
+        "request_router_config": {"max_backoff_s": settings.router_max_backoff_s},
     }
 
 

@@ -540,6 +540,12 @@ class Settings(BaseSettings):
     # What an overloaded service tells clients to wait (Retry-After) when it
     # has no estimate (a full queue at the HTTP proxy, no chunk back yet).
     overload_retry_after_s: float = Field(2.0, gt=0)
+    # Once every replica of a deployment is full, each caller's router looks
+    # again for room after a backoff that grows to this. Serve's 0.5 s left
+    # replicas idle between short chunks: 4 eSpeak requests of 6,000
+    # characters at once took 10.5-13.4 s with it, 3.8-4.0 s with 0.05 s
+    # (one Synthesizer replica, 2 cores, 2026-12-07; docs/performance.md).
+    router_max_backoff_s: float = Field(0.05, gt=0, le=1)
 
     # Serve's log lines, for every replica: TEXT to read, JSON to query (the
     # cluster configs): each line carries its request id, and job lines the job id.

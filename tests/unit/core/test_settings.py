@@ -69,9 +69,10 @@ def test_serves_own_autoscaling_knobs_are_settings_serve_accepts():
 
 
 def test_every_deployment_gets_bounded_queues_graceful_shutdown_and_the_log_encoding_serve_accepts():
+    from ray.serve.config import RequestRouterConfig
     from ray.serve.schema import DeploymentSchema
 
-    settings = Settings(log_encoding="JSON", overload_retry_after_s=3)
+    settings = Settings(log_encoding="JSON", overload_retry_after_s=3, router_max_backoff_s=0.07)
     shapes = {
         "Ingress": _fixed(settings.ingress, settings),
         "Stitcher": _fixed(settings.stitcher, settings),
@@ -81,6 +82,8 @@ def test_every_deployment_gets_bounded_queues_graceful_shutdown_and_the_log_enco
         schema = DeploymentSchema.model_validate({"name": name, **options})
         assert schema.logging_config.encoding == "JSON"
         assert schema.backpressure_config.status_code == 503 and schema.backpressure_config.retry_after_s == 3
+        # A caller looks again for a free replica within 0.07 s, not Serve's 0.5 s.
+        assert RequestRouterConfig.model_validate(schema.request_router_config).max_backoff_s == 0.07
     # The two queues a flood fills are bounded by default; a stopping ingress
     # finishes requests as long as the longest may take.
     assert shapes["Ingress"]["max_queued_requests"] == settings.ingress.max_queued_requests > 0
