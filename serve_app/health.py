@@ -51,9 +51,9 @@ async def health(tts: TTSServing = Depends(get_tts), jobs: JobsServing = Depends
             "chunks_in_flight": tts.chunks_in_flight,
             "chunks_done": tts.chunks_done,
             "open_streams": tts.open_streams,
-            # Seconds the work admitted here has left, as admission estimates
-            # it (null until a chunk has come back).
-            "queue_wait_s": tts.backlog.wait_s(),
+            # Seconds the work admitted here has left on each engine, as
+            # admission estimates it (null until a chunk has come back).
+            "queue_wait_s": {engine: backlog.wait_s() for engine, backlog in tts.backlogs.items()},
             "chunks_cancelled": dict(tts.chunks_cancelled),
         },
         # This ingress replica's counts: each replica counts its own requests.

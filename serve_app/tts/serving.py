@@ -98,7 +98,10 @@ class TTSServing:
         self._storage = storage
         self._profiles = profiles
         self._audio = Stitcher(settings)  # plans and joins; the Stitcher encodes
-        self.backlog = Backlog(settings.admission.speed_half_life_s)
+        # Admission per engine: each has its own Synthesizers and its own
+        # speed, so XTTS's backlog neither refuses eSpeak's requests nor
+        # makes their wait look long.
+        self.backlogs = {engine: Backlog(settings.admission.speed_half_life_s) for engine in synthesizers or ()}
         self._catalog: EngineCatalog | None = None
         self._catalog_at = 0.0
         self._catalog_refresh: asyncio.Task | None = None
@@ -272,11 +275,11 @@ class TTSServing:
         if not admitted:
             # Before the cache lookup and the chunking: a refusal costs nothing
             # downstream, and under a flood lookups would queue at the StorageActor.
-            self._admit(len(job.text), deadline)
+            self._admit(job, len(job.text), deadline)
         # In the backlog from the moment it is let in (no await between), so
         # requests arriving during its cache lookup are judged with it.
-        request = nullcontext() if admitted else self.backlog.request()
-        with request, self._in_backlog(len(job.text)) as work:
+        request = nullcontext() if admitted else self.backlogs[job.engine].request()
+        with request, self._in_backlog(job, len(job.text)) as work:
             return await self._synthesize_or_reuse(job, progress, admitted, deadline, work)
 
     async def _synthesize_or_reuse(
@@ -381,7 +384,7 @@ class TTSServing:
         info = self.engine_of(job)
         chunks = await self.chunks(job)
         if not admitted:
-            self._admit_chunks(len(chunks))
+            self._admit_chunks(job, len(chunks))
         done = 0
 
         async def counted(chunk: str) -> np.ndarray | TimedAudio:
@@ -459,8 +462,8 @@ class TTSServing:
         lookahead = settings.stream_lookahead_chunks
         # What must be done by the deadline is its first chunk; it holds at
         # most its look-ahead in flight.
-        self._admit(len(waiting[0].text) if waiting else 0, deadline)
-        self._admit_chunks(lookahead if chunk_rest else min(len(waiting), lookahead))
+        self._admit(job, len(waiting[0].text) if waiting else 0, deadline)
+        self._admit_chunks(job, lookahead if chunk_rest else min(len(waiting), lookahead))
         ahead: deque[asyncio.Task] = deque()
 
         def ask_for_the_rest() -> None:
@@ -483,7 +486,7 @@ class TTSServing:
             metrics.observe("voicegraph_time_to_first_audio_s", time.perf_counter() - started)
             ask_for_the_rest()  # only now, so chunking it does not slow the first audio
 
-        with self.backlog.request():
+        with self.backlogs[job.engine].request():
             self.open_streams += 1
             why = "client_left"  # why chunks still under way at the end are taken back
             try:
@@ -536,16 +539,17 @@ class TTSServing:
                 if rest is not None:
                     rest.cancel()
 
-    def _admit(self, chars: int, deadline: float | None) -> None:
+    def _admit(self, job: SpeechJob, chars: int, deadline: float | None) -> None:
         """Refuse work of `chars` characters that would wait longer than
-        admission.max_queue_wait_s to start or end after its deadline."""
+        admission.max_queue_wait_s to start or end after its deadline, behind
+        the work under way on the job's engine."""
         settings = self.settings
         left_s = None if deadline is None else deadline - time.monotonic()
         if left_s is not None and left_s <= 0:
             raise DeadlineTooShortError(
                 "the request's deadline passed before its work could start; allow more time (X-Request-Timeout)"
             )
-        verdict = self.backlog.judge(
+        verdict = self.backlogs[job.engine].judge(
             chars,
             settings.admission.max_queue_wait_s,
             left_s,
@@ -553,7 +557,7 @@ class TTSServing:
             settings.admission.estimate_margin,
         )
         if verdict.wait_s is not None:
-            metrics.set_gauge("voicegraph_queue_wait_s", verdict.wait_s)
+            metrics.set_gauge("voicegraph_queue_wait_s", verdict.wait_s, engine=job.engine)
         if verdict.cause == "too_short":
             raise DeadlineTooShortError(
                 f"the request cannot finish before its deadline: {verdict.reason}; "
@@ -562,7 +566,7 @@ class TTSServing:
         if not verdict.admitted:
             raise self.overloaded(verdict.reason, verdict.cause, verdict.retry_after_s)
 
-    def _admit_chunks(self, chunks: int) -> None:
+    def _admit_chunks(self, job: SpeechJob, chunks: int) -> None:
         """Refuse a request whose chunks would take this replica over
         max_chunks_in_flight, before any is sent."""
         limit = self.settings.max_chunks_in_flight
@@ -570,7 +574,7 @@ class TTSServing:
             raise self.overloaded(
                 f"{self.chunks_in_flight} chunks under way here, this request adds {chunks}, the limit is {limit}",
                 "chunks_in_flight",
-                self.backlog.wait_s(),
+                self.backlogs[job.engine].wait_s(),
             )
 
     def overloaded(self, why: str, reason: str = "queue_full", retry_after_s: float | None = None) -> OverloadedError:
@@ -593,11 +597,11 @@ class TTSServing:
         metrics.count("voicegraph_chunks_cancelled", reason=why)
 
     @contextmanager
-    def _in_backlog(self, chars: int) -> Iterator[Work]:
+    def _in_backlog(self, job: SpeechJob, chars: int) -> Iterator[Work]:
         """Work admission counts, from when it is let in until its audio is
         ready: chunking, stitching and encoding too, which on a fast engine
         cost more than synthesis."""
-        work = self.backlog.start(chars)
+        work = self.backlogs[job.engine].start(chars)
         try:
             yield work
         except BaseException:
@@ -608,7 +612,7 @@ class TTSServing:
     async def _stream_chunk(self, chunk: str, job: SpeechJob) -> np.ndarray:
         # A stream's work is its chunks as they are started: its text may be
         # long and its listener slow, so the whole would overstate what waits.
-        with self._in_backlog(len(chunk)):
+        with self._in_backlog(job, len(chunk)):
             return await self._synthesize_chunk(chunk, job)
 
     async def _stream_chunk_pieces(self, chunk: str, job: SpeechJob) -> AsyncIterator[np.ndarray]:
@@ -616,7 +620,7 @@ class TTSServing:
         full, broken or gone before the first piece: the chunk goes the
         whole-chunk way, with its waits and resends, and comes as one piece.
         After the first piece a failure ends the stream: what was sent is out."""
-        with self._in_backlog(len(chunk)), self._in_flight():
+        with self._in_backlog(job, len(chunk)), self._in_flight():
             pieces = self._synthesizer_for(job).options(stream=True).synthesize_pieces.remote(
                 chunk, job.voice, job.language, job.speed, job.sampling
             )

@@ -55,7 +55,8 @@ CATALOGUE: dict[str, MetricSpec] = {
                    "Requests refused with 503 overloaded, by reason (queue_wait, deadline, chunks_in_flight, "
                    "queue_full: a deployment's queue)", ("reason",)),
         MetricSpec("voicegraph_queue_wait_s", "gauge",
-                   "An ingress replica's estimate of the seconds its admitted work has left"),
+                   "An ingress replica's estimate of the seconds its admitted work has left, by engine",
+                   ("engine",)),
         MetricSpec("voicegraph_chunks_cancelled", "counter",
                    "Chunks an ingress replica took back before they came back, by reason (client_left, "
                    "deadline, failed: another chunk of the request failed)", ("reason",)),

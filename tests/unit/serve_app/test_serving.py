@@ -188,7 +188,7 @@ def test_closing_a_stream_cancels_the_chunks_under_way_and_starts_no_more():
     assert [r.cancelled for r in synthesizer.started] == [False, True, True, True]
     assert tts.open_streams == 0 and tts.chunks_in_flight == 0
     assert tts.chunks_cancelled == {"client_left": 3}
-    assert (tts.backlog.chars, tts.backlog.items) == (0, 0)
+    assert (tts.backlogs["test"].chars, tts.backlogs["test"].items) == (0, 0)
 
 
 def test_work_still_under_way_when_its_deadline_passes_is_stopped_and_taken_back(recorded_metrics):
@@ -208,7 +208,7 @@ def test_work_still_under_way_when_its_deadline_passes_is_stopped_and_taken_back
     assert len(synthesizer.started) == 5 and all(r.cancelled for r in synthesizer.started)
     assert tts.chunks_cancelled == {"deadline": 5}
     assert recorded_metrics.total("voicegraph_chunks_cancelled", reason="deadline") == 5
-    assert (tts.backlog.chars, tts.backlog.items, tts.chunks_in_flight) == (0, 0, 0)
+    assert (tts.backlogs["test"].chars, tts.backlogs["test"].items, tts.chunks_in_flight) == (0, 0, 0)
 
 
 class Storage:
@@ -337,16 +337,42 @@ def test_a_full_synthesizer_queue_is_waited_out():
     ],
 )
 def test_a_request_over_the_chunk_budget_is_refused_before_any_chunk_is_sent(in_flight, chunks, admitted, recorded_metrics):
-    tts = TTSServing(Settings(max_chunks_in_flight=8, overload_retry_after_s=3), None, None, None, None, None)
+    tts = TTSServing(Settings(max_chunks_in_flight=8, overload_retry_after_s=3), None, {"test": None}, None, None, None)
     tts.chunks_in_flight = in_flight
     if admitted:
-        tts._admit_chunks(chunks)
+        tts._admit_chunks(JOB, chunks)
     else:
         with pytest.raises(OverloadedError, match="limit is 8") as refused:
-            tts._admit_chunks(chunks)
+            tts._admit_chunks(JOB, chunks)
         # No chunk has come back, so there is no estimate: the configured wait.
         assert refused.value.headers() == {"Retry-After": "3"} and refused.value.status_code == 503
     assert recorded_metrics.total("voicegraph_overloaded") == (0 if admitted else 1)
+
+
+def test_each_engine_is_admitted_behind_its_own_work_only():
+    """A queue of slow XTTS work refuses XTTS requests, not eSpeak ones: each
+    engine has its own Synthesizers, so its own backlog and speed."""
+    from dataclasses import replace
+
+    from voicegraph.access.backlog import Backlog
+
+    now = [0.0]
+    synthesizers = {"espeak": None, "xtts": None}  # handles, unused here
+    tts = TTSServing(Settings(engines=["espeak", "xtts"], admission={"max_queue_wait_s": 5}), None, synthesizers, None, None, None)
+    assert set(tts.backlogs) == {"espeak", "xtts"}
+    tts.backlogs = {engine: Backlog(10.0, clock=lambda: now[0]) for engine in tts.backlogs}
+    xtts, espeak = tts.backlogs["xtts"], tts.backlogs["espeak"]
+    work = xtts.start(100)
+    now[0] += 10
+    work.finish()  # XTTS: 10 characters a second
+    xtts.start(1000)  # 100 s of XTTS work under way
+    with pytest.raises(OverloadedError, match="limit is 5 s"):
+        tts._admit(replace(JOB, engine="xtts"), 100, None)
+    tts._admit(replace(JOB, engine="espeak"), 100, None)
+    work = espeak.start(1000)
+    now[0] += 1
+    work.finish()  # eSpeak: 1,000 characters a second, whatever XTTS does
+    assert espeak.wait_s() == 0 and xtts.wait_s() == pytest.approx(100, rel=0.01)
 
 
 class RecordingChunker:
@@ -538,7 +564,7 @@ def test_the_first_chunk_goes_out_piece_by_piece_and_the_look_ahead_starts_with_
     assert out == [3, 5, 2] and rest[0] == 0  # the chunk's end (no fade: nothing held back)
     assert rest[1:] == [len(chunk) for chunk in CHUNKS[1:4]]  # then the other chunks, whole, in order
     assert (tts.open_streams, tts.chunks_in_flight, tts.chunks_done) == (0, 0, 4)
-    assert (tts.backlog.chars, tts.backlog.items) == (0, 0)
+    assert (tts.backlogs["test"].chars, tts.backlogs["test"].items) == (0, 0)
 
 
 def test_closing_a_stream_mid_first_chunk_takes_its_work_back():
@@ -557,7 +583,7 @@ def test_closing_a_stream_mid_first_chunk_takes_its_work_back():
     assert [response.cancelled for response in synthesizer.started] == [True, True]
     assert tts.chunks_cancelled == {"client_left": 3}
     assert (tts.open_streams, tts.chunks_in_flight) == (0, 0)
-    assert (tts.backlog.chars, tts.backlog.items) == (0, 0)
+    assert (tts.backlogs["test"].chars, tts.backlogs["test"].items) == (0, 0)
 
 
 def test_a_replica_fault_before_the_first_piece_sends_the_chunk_whole():
