@@ -74,3 +74,18 @@ def replicas(deployment: str, app: str = "voicegraph") -> list[str]:
         for actor in ray.util.list_named_actors(all_namespaces=True)
         if f"SERVE_REPLICA::{app}#{deployment}#" in actor["name"]
     ]
+
+
+def synthesizer_replica_infos(app: str, engine: str, replicas: int) -> dict[str, dict]:
+    """Each replica's replica_info (which engine, what it holds and has
+    done) by replica id: asked until all have answered, as calls are spread at random."""
+    from ray import serve
+
+    handle = serve.get_deployment_handle(f"Synthesizer-{engine}", app)
+    seen: dict[str, dict] = {}
+    for _ in range(100):
+        info = handle.replica_info.remote().result()
+        seen[info["replica_id"]] = info
+        if len(seen) == replicas:
+            return seen
+    raise AssertionError(f"only {len(seen)} of {replicas} {engine} replicas of {app} answered")

@@ -9,10 +9,10 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from ray import serve
 
 from tests.helpers.audio import decode, ffmpeg_decode, speech_end_s, wav_bytes
 from tests.helpers.jobs import finished, submit, wait_for_job
+from tests.helpers.local_serve import synthesizer_replica_infos
 from tests.helpers.texts import service_chunks
 from voicegraph.engines.espeak import EspeakEngine
 
@@ -31,20 +31,8 @@ def piper(piper_service):
         yield http
 
 
-def synthesizer(engine: str):
-    return serve.get_deployment_handle(f"Synthesizer-{engine}", APP)
-
-
 def replica_infos(engine: str, replicas: int) -> dict[str, dict]:
-    """Each replica's replica_info: ask until all have answered (calls are spread at random)."""
-    seen: dict[str, dict] = {}
-    handle = synthesizer(engine)
-    for _ in range(100):
-        info = handle.replica_info.remote().result()
-        seen[info["replica_id"]] = info
-        if len(seen) == replicas:
-            return seen
-    raise AssertionError(f"only {len(seen)} of {replicas} {engine} replicas answered")
+    return synthesizer_replica_infos(APP, engine, replicas)
 
 
 def chunks_done(engine: str, replicas: int) -> dict[str, int]:
