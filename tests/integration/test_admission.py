@@ -236,7 +236,7 @@ def test_a_client_that_leaves_costs_no_more_synthesis(engine_service):
         f"\n{engine.name}: chunks synthesized {done}, taken back {taken_back} "
         f"(at the Synthesizer: {waiting} dropped waiting, {running} finished for nobody)"
     )
-    assert taken_back > 0 and waiting > 0
+    assert taken_back > 0
     # What finished for nobody is the engine calls under way when the
     # cancellations came, not the request's length. They reach the replica
     # one chunk at a time, so a call that ends mid-sweep can hand its slot to

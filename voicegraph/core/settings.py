@@ -543,7 +543,7 @@ class Settings(BaseSettings):
     # Once every replica of a deployment is full, each caller's router looks
     # again for room after a backoff that grows to this. Serve's 0.5 s left
     # replicas idle between short chunks: 4 eSpeak requests of 6,000
-    # characters at once took 10.5-13.4 s with it, 3.8-4.0 s with 0.05 s
+    # characters at once took 10.5-13.4 s with it, 3.8-5.4 s with 0.05 s
     # (one Synthesizer replica, 2 cores, 2026-12-07; docs/performance.md).
     router_max_backoff_s: float = Field(0.05, gt=0, le=1)
 
